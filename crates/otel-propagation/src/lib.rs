@@ -1,0 +1,255 @@
+//! W3C Trace Context and Baggage propagation for OpenTelemetry, and helpers
+//! that inject into and extract from an [`http::HeaderMap`].
+//!
+//! - [`TraceContextPropagator`]: W3C Trace Context Level 2, conformant where
+//!   the SDK's propagator is not (the `random` flag, duplicate `traceparent`
+//!   lines, multi-line `tracestate`, OWS, member limits, future versions).
+//! - [`BaggagePropagator`]: W3C Baggage with the 64-member / 8192-byte
+//!   limits, whole members only.
+//! - [`default_propagator`]: both, composed, as `OTEL_PROPAGATORS` defaults to.
+//! - [`inject`], [`inject_context`], [`extract`], [`extract_with`]: carry a
+//!   context over any transport that has HTTP-style headers (a hyper client,
+//!   a message queue), like the Python API's `inject(headers)`.
+//!
+//! Both propagators are drop-in [`TextMapPropagator`]s:
+//!
+//! ```
+//! use opentelemetry::global;
+//!
+//! global::set_text_map_propagator(otel_propagation::default_propagator());
+//! ```
+//!
+//! Carrying the current context to another service by hand:
+//!
+//! ```
+//! use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+//! use opentelemetry::Context;
+//! use otel_propagation::{extract_with, inject_context, TraceContextPropagator};
+//!
+//! let sc = SpanContext::new(
+//!     TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+//!     SpanId::from(0x00f067aa0ba902b7),
+//!     TraceFlags::SAMPLED,
+//!     false,
+//!     TraceState::NONE,
+//! );
+//! let cx = Context::new().with_remote_span_context(sc);
+//!
+//! let propagator = TraceContextPropagator::new();
+//! let mut headers = http::HeaderMap::new();
+//! otel_propagation::inject_with(&propagator, &cx, &mut headers);
+//! assert_eq!(
+//!     headers["traceparent"],
+//!     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+//! );
+//!
+//! let received = extract_with(&propagator, &headers);
+//! assert_eq!(received.span().span_context().trace_id(), cx.span().span_context().trace_id());
+//! # let _ = inject_context;
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod baggage;
+mod trace_context;
+
+pub use baggage::{BaggagePropagator, BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
+pub use trace_context::{TraceContextPropagator, TRACEPARENT_HEADER, TRACESTATE_HEADER};
+
+use http::HeaderMap;
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
+use opentelemetry::{global, Context};
+
+/// W3C Trace Context followed by W3C Baggage: the `OTEL_PROPAGATORS` default
+/// (`tracecontext,baggage`), built from this crate's propagators.
+///
+/// ```
+/// use opentelemetry::propagation::TextMapPropagator;
+///
+/// let propagator = otel_propagation::default_propagator();
+/// let fields: Vec<&str> = propagator.fields().collect();
+/// assert_eq!(fields, ["traceparent", "tracestate", "baggage"]);
+/// ```
+pub fn default_propagator() -> TextMapCompositePropagator {
+    TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ])
+}
+
+/// Reads an [`HeaderMap`] for a propagator.
+///
+/// Unlike a plain `get`, [`Extractor::get_all`] returns every line of a
+/// header, and a line that is not visible ASCII is returned as an empty
+/// string rather than skipped, so a propagator still sees that it was there
+/// (two `traceparent` lines, one of them garbage, are still two).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.to_str().unwrap_or(""))
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .iter()
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        (!values.is_empty()).then_some(values)
+    }
+}
+
+/// Writes a propagator's fields into an [`HeaderMap`], replacing any earlier
+/// value of the same header. Values that are not valid header values are
+/// skipped.
+#[derive(Debug)]
+pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::try_from(value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+}
+
+/// Injects the current context into `headers` with the global propagator.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// otel_propagation::inject(&mut headers);
+/// ```
+pub fn inject(headers: &mut HeaderMap) {
+    inject_context(&Context::current(), headers);
+}
+
+/// Injects `cx` into `headers` with the global propagator.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// otel_propagation::inject_context(&opentelemetry::Context::new(), &mut headers);
+/// assert!(headers.is_empty());
+/// ```
+pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
+    global::get_text_map_propagator(|p| inject_with(p, cx, headers));
+}
+
+/// Injects `cx` into `headers` with the given propagator.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// let p = otel_propagation::default_propagator();
+/// otel_propagation::inject_with(&p, &opentelemetry::Context::new(), &mut headers);
+/// ```
+pub fn inject_with(propagator: &dyn TextMapPropagator, cx: &Context, headers: &mut HeaderMap) {
+    propagator.inject_context(cx, &mut HeaderInjector(headers));
+}
+
+/// Extracts the caller's context from `headers` with the global propagator.
+///
+/// The result is built on an empty [`Context`], not on the current one, so
+/// nothing of the current task (its span, its baggage) leaks into what a
+/// request handler sees. Use [`extract_with_context`] to extract onto another.
+///
+/// ```
+/// let headers = http::HeaderMap::new();
+/// let cx = otel_propagation::extract(&headers);
+/// # let _ = cx;
+/// ```
+pub fn extract(headers: &HeaderMap) -> Context {
+    extract_with_context(&Context::new(), headers)
+}
+
+/// Extracts the caller's context from `headers` onto `cx`, with the global
+/// propagator.
+///
+/// ```
+/// let headers = http::HeaderMap::new();
+/// let cx = otel_propagation::extract_with_context(&opentelemetry::Context::current(), &headers);
+/// # let _ = cx;
+/// ```
+pub fn extract_with_context(cx: &Context, headers: &HeaderMap) -> Context {
+    global::get_text_map_propagator(|p| p.extract_with_context(cx, &HeaderExtractor(headers)))
+}
+
+/// Extracts the caller's context from `headers` onto an empty [`Context`],
+/// with the given propagator.
+///
+/// ```
+/// let p = otel_propagation::default_propagator();
+/// let cx = otel_propagation::extract_with(&p, &http::HeaderMap::new());
+/// # let _ = cx;
+/// ```
+pub fn extract_with(propagator: &dyn TextMapPropagator, headers: &HeaderMap) -> Context {
+    propagator.extract_with_context(&Context::new(), &HeaderExtractor(headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::trace::TraceContextExt;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn f7_duplicate_traceparent_with_a_non_ascii_line_is_still_duplicate() {
+        let mut headers = HeaderMap::new();
+        headers.append("traceparent", HeaderValue::from_static(TP));
+        headers.append(
+            "traceparent",
+            HeaderValue::from_bytes(b"\xff\xfe").expect("opaque bytes are a valid header value"),
+        );
+        let cx = extract_with(&default_propagator(), &headers);
+        assert!(!cx.span().span_context().is_valid());
+    }
+
+    #[test]
+    fn f9_multiline_tracestate_from_header_map() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static(TP));
+        headers.append("tracestate", HeaderValue::from_static("a=1"));
+        headers.append("tracestate", HeaderValue::from_static("b=2"));
+        let p = default_propagator();
+        let cx = extract_with(&p, &headers);
+        let mut out = HeaderMap::new();
+        inject_with(&p, &cx, &mut out);
+        assert_eq!(out["tracestate"], "a=1,b=2");
+        assert_eq!(out["traceparent"], TP);
+    }
+
+    #[test]
+    fn extract_does_not_inherit_current_baggage() {
+        let _guard = Context::new()
+            .with_baggage(vec![opentelemetry::KeyValue::new("leak", "1")])
+            .attach();
+        let cx = extract_with(&default_propagator(), &HeaderMap::new());
+        assert!(cx.baggage().is_empty());
+    }
+
+    #[test]
+    fn injector_replaces_existing_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("stale"));
+        HeaderInjector(&mut headers).set("traceparent", TP.to_string());
+        assert_eq!(headers.get_all("traceparent").iter().count(), 1);
+        assert_eq!(headers["traceparent"], TP);
+    }
+}
