@@ -1,1 +1,77 @@
-pub fn x() {}
+//! The OpenTelemetry HTTP semantic conventions (stable, v1.42 schema) that
+//! otel-web's server ([`otel-tower`]) and client ([`otel-reqwest`])
+//! instrumentations share, so each rule exists once:
+//!
+//! - [`KnownMethods`]: `http.request.method`, `_OTHER`,
+//!   `http.request.method_original`, `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`;
+//! - [`SensitiveQueryParameters`]: `url.query` / `url.full` redaction and
+//!   credential removal;
+//! - [`HeaderCapture`]: opt-in `http.{request,response}.header.<key>`;
+//! - [`forwarded_client_address`], [`server_host_port`], [`forwarded_scheme`]:
+//!   `client.address`, `server.address` / `server.port`, `url.scheme`;
+//! - [`server_status_is_error`], [`client_status_is_error`],
+//!   [`status_code_str`]: span status and `error.type`;
+//! - [`protocol_version`] and [`DURATION_BUCKETS`].
+//!
+//! Attribute and metric names come from `opentelemetry-semantic-conventions`,
+//! re-exported as [`semconv`].
+//!
+//! ```
+//! use otel_http_conventions::{protocol_version, KnownMethods};
+//!
+//! let m = KnownMethods::default().normalize(&http::Method::DELETE);
+//! assert_eq!(m.value.as_str(), "DELETE");
+//! assert_eq!(protocol_version(http::Version::HTTP_2), Some("2"));
+//! ```
+//!
+//! [`otel-tower`]: https://docs.rs/otel-tower
+//! [`otel-reqwest`]: https://docs.rs/otel-reqwest
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod forwarded;
+mod headers;
+mod method;
+mod status;
+mod url;
+
+pub use forwarded::{
+    default_port, forwarded_client_address, forwarded_scheme, parse_host_port, parse_node,
+    server_host_port, HostPort,
+};
+pub use headers::{env as header_env, HeaderCapture, HeaderSide};
+pub use method::{
+    KnownMethods, NormalizedMethod, DEFAULT_KNOWN_METHODS, KNOWN_METHODS_ENV, OTHER_METHOD,
+};
+pub use opentelemetry_semantic_conventions as semconv;
+pub use status::{
+    client_status_is_error, server_status_is_error, short_type_name, status_code_str,
+    ERROR_TYPE_OTHER,
+};
+pub use url::{SensitiveQueryParameters, DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED};
+
+/// The schema URL of the conventions these crates follow.
+pub const SCHEMA_URL: &str = opentelemetry_semantic_conventions::SCHEMA_URL;
+
+/// Explicit bucket boundaries the conventions advise for
+/// `http.server.request.duration` and `http.client.request.duration`, in
+/// seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// `network.protocol.version` for an HTTP version: `1.0`, `1.1`, `2`, `3`.
+///
+/// ```
+/// assert_eq!(otel_http_conventions::protocol_version(http::Version::HTTP_11), Some("1.1"));
+/// ```
+pub fn protocol_version(version: http::Version) -> Option<&'static str> {
+    match version {
+        http::Version::HTTP_09 => Some("0.9"),
+        http::Version::HTTP_10 => Some("1.0"),
+        http::Version::HTTP_11 => Some("1.1"),
+        http::Version::HTTP_2 => Some("2"),
+        http::Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}

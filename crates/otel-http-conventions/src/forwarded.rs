@@ -1,0 +1,364 @@
+//! Addresses and scheme from `Forwarded`, `X-Forwarded-*`, `:authority` and
+//! `Host` (semantic conventions `client.address`, `server.address`,
+//! `server.port`, `url.scheme`).
+
+use http::header::{FORWARDED, HOST};
+use http::{HeaderMap, Uri};
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// Iterates the values of one `Forwarded` parameter (`for`, `host`,
+/// `proto`) across every header line and element, in order, quotes removed.
+fn forwarded_params<'a>(headers: &'a HeaderMap, param: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .flat_map(|element| element.split(';'))
+        .filter_map(move |pair| {
+            let (name, value) = pair.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case(param) {
+                return None;
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some(value)
+        })
+}
+
+/// The host part of a `for=` or `X-Forwarded-For` node: `[v6]:port` gives
+/// `v6`, `ip:port` gives `ip`, a bare IPv6 address is kept whole. `None` for
+/// an empty node or `unknown`.
+pub fn parse_node(node: &str) -> Option<&str> {
+    let node = node.trim();
+    let host = if let Some(rest) = node.strip_prefix('[') {
+        &rest[..rest.find(']')?]
+    } else {
+        match node.matches(':').count() {
+            1 => &node[..node.find(':')?],
+            _ => node,
+        }
+    };
+    if host.is_empty() || host.eq_ignore_ascii_case("unknown") {
+        None
+    } else {
+        Some(host)
+    }
+}
+
+/// The original client's address: the first valid `Forwarded: for=`, then the
+/// left-most `X-Forwarded-For` entry. `None` when neither carries one (the
+/// caller then uses the peer address).
+///
+/// These headers are set by whoever sent the request. Trust them only behind
+/// a proxy that overwrites them.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("forwarded", r#"for="[::1]:42";proto=https"#.parse().unwrap());
+/// headers.insert("x-forwarded-for", "10.0.0.1, 10.0.0.2".parse().unwrap());
+/// assert_eq!(otel_http_conventions::forwarded_client_address(&headers), Some("::1"));
+/// ```
+pub fn forwarded_client_address(headers: &HeaderMap) -> Option<&str> {
+    if let Some(addr) = forwarded_params(headers, "for").find_map(parse_node) {
+        return Some(addr);
+    }
+    headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|line| line.split(',').next().and_then(parse_node))
+}
+
+/// The scheme the client used: `Forwarded: proto=`, then `X-Forwarded-Proto`.
+pub fn forwarded_scheme(headers: &HeaderMap) -> Option<&str> {
+    let valid = |s: &&str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    };
+    if let Some(proto) = forwarded_params(headers, "proto")
+        .map(str::trim)
+        .find(valid)
+    {
+        return Some(proto);
+    }
+    headers
+        .get(X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(valid)
+}
+
+/// A host and optional port, as parsed from an authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPort<'a> {
+    /// The host, without brackets for IPv6.
+    pub host: &'a str,
+    /// The port, if one was given and is a valid number.
+    pub port: Option<u16>,
+}
+
+/// Splits `host[:port]` or `[v6][:port]`. `None` for an empty host.
+pub fn parse_host_port(authority: &str) -> Option<HostPort<'_>> {
+    let authority = authority.trim();
+    // Drop any userinfo an absolute-form URI might carry.
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let port = rest[end + 1..].strip_prefix(':');
+        (&rest[..end], port)
+    } else if authority.matches(':').count() > 1 {
+        // A bare IPv6 address has no port.
+        (authority, None)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(HostPort {
+        host,
+        port: port.and_then(|p| p.parse().ok()),
+    })
+}
+
+/// The port a scheme uses when none is given: 80 for http, 443 for https.
+pub fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some(443)
+    } else {
+        None
+    }
+}
+
+/// The server's address as the client addressed it: `Forwarded: host=`, then
+/// `X-Forwarded-Host`, then the request target's authority (`:authority` in
+/// HTTP/2 and 3, or an absolute-form URI), then `Host`. When no port is given
+/// the scheme's default port is filled in.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("host", "example.com".parse().unwrap());
+/// let uri: http::Uri = "/users/1".parse().unwrap();
+/// let hp = otel_http_conventions::server_host_port(&headers, &uri, "https").unwrap();
+/// assert_eq!((hp.host, hp.port), ("example.com", Some(443)));
+/// ```
+pub fn server_host_port<'a>(
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+    scheme: &str,
+) -> Option<HostPort<'a>> {
+    let found = forwarded_params(headers, "host")
+        .find_map(parse_host_port)
+        .or_else(|| {
+            headers
+                .get(X_FORWARDED_HOST)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(parse_host_port)
+        })
+        .or_else(|| uri.authority().and_then(|a| parse_host_port(a.as_str())))
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_host_port)
+        })?;
+    Some(HostPort {
+        host: found.host,
+        port: found.port.or_else(|| default_port(scheme)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().expect("header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn a7_client_address_table() {
+        let cases: &[(&[(&'static str, &str)], Option<&str>)] = &[
+            (&[], None),
+            (&[("forwarded", "for=1.2.3.4")], Some("1.2.3.4")),
+            (&[("forwarded", "for=\"[::1]:42\"")], Some("::1")),
+            (&[("forwarded", "for=\"[::1]\"")], Some("::1")),
+            (&[("forwarded", "for=\"::1\"")], Some("::1")),
+            (&[("forwarded", "for=1.2.3.4:42")], Some("1.2.3.4")),
+            (&[("forwarded", "for=1.2.3.4:42abc")], Some("1.2.3.4")),
+            (&[("forwarded", "for=")], None),
+            (&[("forwarded", "by=1.2.3.4")], None),
+            (
+                &[("forwarded", "for=unknown, for=5.6.7.8")],
+                Some("5.6.7.8"),
+            ),
+            (
+                &[("forwarded", "proto=https;for=1.2.3.4;by=x")],
+                Some("1.2.3.4"),
+            ),
+            (&[("forwarded", "FOR=1.2.3.4")], Some("1.2.3.4")),
+            (
+                &[("forwarded", "for=1.1.1.1, for=2.2.2.2")],
+                Some("1.1.1.1"),
+            ),
+            (
+                &[("forwarded", "by=x"), ("forwarded", "for=3.3.3.3")],
+                Some("3.3.3.3"),
+            ),
+            (&[("forwarded", "for=\"[::1\"")], None),
+            (&[("x-forwarded-for", "1.2.3.4")], Some("1.2.3.4")),
+            (&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")], Some("1.2.3.4")),
+            (&[("x-forwarded-for", "[::1]:80")], Some("::1")),
+            (&[("x-forwarded-for", "1.2.3.4:80")], Some("1.2.3.4")),
+            (&[("x-forwarded-for", "")], None),
+            (
+                &[("forwarded", "for=9.9.9.9"), ("x-forwarded-for", "1.2.3.4")],
+                Some("9.9.9.9"),
+            ),
+            (
+                &[("forwarded", "by=x"), ("x-forwarded-for", "1.2.3.4")],
+                Some("1.2.3.4"),
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(
+                forwarded_client_address(&headers(pairs)),
+                *want,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a6_server_address_and_port_table() {
+        let uri_plain: Uri = "/x".parse().expect("uri");
+        let uri_abs: Uri = "http://abs.example:8081/x".parse().expect("uri");
+        let cases: &[(
+            &[(&'static str, &str)],
+            &Uri,
+            &str,
+            Option<(&str, Option<u16>)>,
+        )] = &[
+            (&[], &uri_plain, "http", None),
+            (
+                &[("host", "example.com")],
+                &uri_plain,
+                "http",
+                Some(("example.com", Some(80))),
+            ),
+            (
+                &[("host", "example.com")],
+                &uri_plain,
+                "https",
+                Some(("example.com", Some(443))),
+            ),
+            (
+                &[("host", "example.com:8080")],
+                &uri_plain,
+                "http",
+                Some(("example.com", Some(8080))),
+            ),
+            (
+                &[("host", "[::1]:8080")],
+                &uri_plain,
+                "http",
+                Some(("::1", Some(8080))),
+            ),
+            (
+                &[("host", "[::1]")],
+                &uri_plain,
+                "http",
+                Some(("::1", Some(80))),
+            ),
+            (
+                &[("host", "h:notaport")],
+                &uri_plain,
+                "http",
+                Some(("h", Some(80))),
+            ),
+            (
+                &[("host", "example.com")],
+                &uri_abs,
+                "http",
+                Some(("abs.example", Some(8081))),
+            ),
+            (
+                &[
+                    ("host", "example.com"),
+                    ("x-forwarded-host", "xf.example:9"),
+                ],
+                &uri_abs,
+                "http",
+                Some(("xf.example", Some(9))),
+            ),
+            (
+                &[("x-forwarded-host", "xf.example, other")],
+                &uri_plain,
+                "https",
+                Some(("xf.example", Some(443))),
+            ),
+            (
+                &[
+                    ("forwarded", "host=fw.example:7"),
+                    ("x-forwarded-host", "xf.example"),
+                ],
+                &uri_plain,
+                "http",
+                Some(("fw.example", Some(7))),
+            ),
+            (
+                &[("forwarded", "host=\"fw.example\"")],
+                &uri_plain,
+                "http",
+                Some(("fw.example", Some(80))),
+            ),
+            (&[("host", "")], &uri_plain, "http", None),
+        ];
+        for (pairs, uri, scheme, want) in cases {
+            let h = headers(pairs);
+            let got = server_host_port(&h, uri, scheme).map(|hp| (hp.host, hp.port));
+            assert_eq!(got, *want, "{pairs:?} {uri}");
+        }
+    }
+
+    #[test]
+    fn a4_original_scheme_table() {
+        let cases: &[(&[(&'static str, &str)], Option<&str>)] = &[
+            (&[], None),
+            (&[("forwarded", "proto=https")], Some("https")),
+            (
+                &[("forwarded", "for=1.1.1.1;proto=\"https\"")],
+                Some("https"),
+            ),
+            (&[("x-forwarded-proto", "https")], Some("https")),
+            (&[("x-forwarded-proto", "https, http")], Some("https")),
+            (&[("x-forwarded-proto", "ht tp")], None),
+            (
+                &[("forwarded", "proto=http"), ("x-forwarded-proto", "https")],
+                Some("http"),
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(forwarded_scheme(&headers(pairs)), *want, "{pairs:?}");
+        }
+    }
+}
