@@ -145,31 +145,41 @@ pub fn default_port(scheme: &str) -> Option<u16> {
 }
 
 /// The server's address as the client addressed it: `Forwarded: host=`, then
-/// `X-Forwarded-Host`, then the request target's authority (`:authority` in
-/// HTTP/2 and 3, or an absolute-form URI), then `Host`. When no port is given
-/// the scheme's default port is filled in.
+/// `X-Forwarded-Host` (these two only when `trust_forwarded`), then the
+/// request target's authority (`:authority` in HTTP/2 and 3, or an
+/// absolute-form URI), then `Host`. When no port is given the scheme's
+/// default port is filled in.
 ///
 /// ```
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("host", "example.com".parse().unwrap());
+/// headers.insert("x-forwarded-host", "public.example".parse().unwrap());
 /// let uri: http::Uri = "/users/1".parse().unwrap();
-/// let hp = otel_http_conventions::server_host_port(&headers, &uri, "https").unwrap();
+/// let hp = otel_http_conventions::server_host_port(&headers, &uri, "https", true).unwrap();
+/// assert_eq!((hp.host, hp.port), ("public.example", Some(443)));
+/// let hp = otel_http_conventions::server_host_port(&headers, &uri, "https", false).unwrap();
 /// assert_eq!((hp.host, hp.port), ("example.com", Some(443)));
 /// ```
 pub fn server_host_port<'a>(
     headers: &'a HeaderMap,
     uri: &'a Uri,
     scheme: &str,
+    trust_forwarded: bool,
 ) -> Option<HostPort<'a>> {
-    let found = forwarded_params(headers, "host")
-        .find_map(parse_host_port)
-        .or_else(|| {
-            headers
-                .get(X_FORWARDED_HOST)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(parse_host_port)
-        })
+    let forwarded = || {
+        forwarded_params(headers, "host")
+            .find_map(parse_host_port)
+            .or_else(|| {
+                headers
+                    .get(X_FORWARDED_HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(parse_host_port)
+            })
+    };
+    let found = trust_forwarded
+        .then(forwarded)
+        .flatten()
         .or_else(|| uri.authority().and_then(|a| parse_host_port(a.as_str())))
         .or_else(|| {
             headers
@@ -335,9 +345,33 @@ mod tests {
         ];
         for (pairs, uri, scheme, want) in cases {
             let h = headers(pairs);
-            let got = server_host_port(&h, uri, scheme).map(|hp| (hp.host, hp.port));
+            let got = server_host_port(&h, uri, scheme, true).map(|hp| (hp.host, hp.port));
             assert_eq!(got, *want, "{pairs:?} {uri}");
         }
+    }
+
+    #[test]
+    fn a6_forwarded_host_ignored_when_untrusted() {
+        let uri: Uri = "/x".parse().expect("uri");
+        let h = headers(&[
+            ("host", "real:81"),
+            ("x-forwarded-host", "fake"),
+            ("forwarded", "host=fake2"),
+        ]);
+        let hp = server_host_port(&h, &uri, "http", false).map(|hp| (hp.host, hp.port));
+        assert_eq!(hp, Some(("real", Some(81))));
+    }
+
+    #[test]
+    fn a6_forwarded_host_ignored_when_untrusted() {
+        let uri: Uri = "/x".parse().expect("uri");
+        let h = headers(&[
+            ("host", "real:81"),
+            ("x-forwarded-host", "fake"),
+            ("forwarded", "host=fake2"),
+        ]);
+        let hp = server_host_port(&h, &uri, "http", false).map(|hp| (hp.host, hp.port));
+        assert_eq!(hp, Some(("real", Some(81))));
     }
 
     #[test]

@@ -61,6 +61,16 @@ impl NormalizedMethod<'_> {
         }
     }
 
+    /// [`span_name`](Self::span_name) as a `&'static str` when it is one of
+    /// the default methods or `HTTP`, so a span name costs no allocation.
+    pub fn static_span_name(&self) -> Option<&'static str> {
+        if self.original.is_some() {
+            return Some("HTTP");
+        }
+        let name = self.value.as_str();
+        DEFAULT_KNOWN_METHODS.iter().find(|m| **m == name).copied()
+    }
+
     /// Whether the method is outside the known set.
     pub fn is_other(&self) -> bool {
         self.original.is_some()

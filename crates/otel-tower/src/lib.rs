@@ -1,1 +1,140 @@
-pub fn x() {}
+//! OpenTelemetry tracing and metrics for tower and axum HTTP servers, to the
+//! letter of the stable HTTP semantic conventions, with one line:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use otel_tower::OtelLayer;
+//!
+//! async fn get_user() -> &'static str { "alice" }
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(get_user))
+//!     .layer(OtelLayer::new()); // global providers and propagator
+//! ```
+//!
+//! # What each request gets
+//!
+//! - One `SERVER` span, named `{method} {route}` from axum's `MatchedPath`
+//!   (`GET /users/{id}`), `{method}` when no route matched, and `HTTP` for a
+//!   method outside the known set. The raw path never names a span.
+//! - Its parent is the caller's context, read from the request headers by the
+//!   propagator; the span's context is current while the handler runs and
+//!   while the response body streams, so spans the handler starts (with the
+//!   `opentelemetry` API or with `tracing` + `tracing-opentelemetry`), and
+//!   calls it makes with `otel-reqwest`, nest under it. Incoming baggage is
+//!   visible to the handler; the context is built fresh for each request, so
+//!   nothing carries over to the next.
+//! - The span ends when the response body ends, not when the headers go out:
+//!   a 500 ms server-sent-events stream gives a 500 ms span.
+//! - Attributes: `http.request.method`, `url.path`, `url.scheme`,
+//!   `url.query` (sensitive values redacted), `http.route`,
+//!   `http.response.status_code`, `http.request.method_original`,
+//!   `server.address`, `server.port`, `client.address`,
+//!   `network.peer.address`, `network.peer.port`,
+//!   `network.protocol.version`, `user_agent.original`, and `error.type`.
+//!   Integers are integers. Attributes are built only for recorded spans.
+//! - Status: 5xx (and codes outside 100..=599) set the span status to error
+//!   with `error.type` = the code; 4xx does not. A request that fails after
+//!   its head was sent is an error too, keeping its status code.
+//! - `http.server.request.duration` (advised buckets), with exactly the
+//!   span's duration, recorded whether or not the span is sampled.
+//!   [`active_requests`](OtelLayerBuilder::active_requests) and
+//!   [`body_size`](OtelLayerBuilder::body_size) turn on the opt-in metrics.
+//!
+//! ## `error.type` values
+//!
+//! | value | when |
+//! | --- | --- |
+//! | `"500"` … `"599"` (any code outside 100..=499) | the response had that status |
+//! | `cancelled` ([`ERROR_TYPE_CANCELLED`]) | the request future or response body was dropped before the response ended: the client disconnected, or an outer layer gave up |
+//! | `panic` ([`ERROR_TYPE_PANIC`]) | the handler panicked (with `CatchPanicLayer` inside this layer it is a `500` instead) |
+//! | the error's type, last two path segments (`error::Error`) | the inner service returned an error, or the response body failed; an `exception` event carries the message |
+//!
+//! # Options
+//!
+//! [`OtelLayer::builder`] sets one behaviour per method: `tracer_provider`,
+//! `meter_provider`, `propagator`, `filter` (no span and no metrics),
+//! `span_name`, `public_endpoint` / `public_endpoint_fn` (untrusted callers
+//! start a new trace linked to theirs), `capture_request_headers` /
+//! `capture_response_headers` (allow-lists; nothing by default),
+//! `sensitive_query_parameters`, `known_methods`,
+//! `trust_forwarded_headers`, `sampling_attributes`, `request_hook` /
+//! `response_hook` (called only for recorded spans), `active_requests` and
+//! `body_size`.
+//!
+//! ```
+//! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+//! use otel_tower::OtelLayer;
+//!
+//! let provider = SdkTracerProvider::builder()
+//!     .with_simple_exporter(InMemorySpanExporter::default())
+//!     .build();
+//! let layer = OtelLayer::builder()
+//!     .tracer_provider(&provider)
+//!     .propagator(otel_propagation::default_propagator())
+//!     .filter(|req| req.uri.path() != "/health")
+//!     .public_endpoint_fn(|req| !req.headers.contains_key("x-internal-token"))
+//!     .capture_request_headers(["x-request-id"])
+//!     .request_hook(|span, req| {
+//!         if let Some(tenant) = req.headers.get("x-tenant") {
+//!             span.set_attribute(opentelemetry::KeyValue::new(
+//!                 "app.tenant",
+//!                 String::from_utf8_lossy(tenant.as_bytes()).into_owned(),
+//!             ));
+//!         }
+//!     })
+//!     .build();
+//! # let _ = layer;
+//! ```
+//!
+//! # Decisions
+//!
+//! - Only the stable conventions are emitted; `OTEL_SEMCONV_STABILITY_OPT_IN`
+//!   is not read. The tracer and meter carry the conventions' schema URL.
+//! - The tracer and meter are resolved once, when the layer is built. The
+//!   global propagator cannot be held, so unless one is given it is read per
+//!   request (an uncontended read lock).
+//! - The sampler sees `http.request.method`, `url.scheme` and `server.port`
+//!   at span creation; the attributes that need allocation are added once
+//!   the span is known to be recorded. `sampling_attributes(true)` passes them
+//!   all to the sampler instead.
+//! - `Forwarded` / `X-Forwarded-*` are trusted by default, as the conventions
+//!   ask; turn that off where no proxy overwrites them.
+//! - Place the layer with `Router::layer`, so it runs after routing and sees
+//!   `MatchedPath`. Outside axum, put a [`Route`] in the request extensions
+//!   before this layer runs to name the route.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod config;
+mod future;
+mod layer;
+mod metrics;
+mod request;
+mod service;
+
+pub use body::OtelBody;
+pub use config::{OtelLayerBuilder, RequestHead, ResponseHead};
+pub use future::ResponseFuture;
+pub use layer::OtelLayer;
+pub use request::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
+pub use service::OtelService;
+
+/// A route template for routers other than axum's: insert it in the request
+/// extensions before [`OtelLayer`] runs, and it names the span and sets
+/// `http.route` as axum's `MatchedPath` does.
+///
+/// ```
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(otel_tower::Route::new("/users/{id}"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route(pub(crate) std::sync::Arc<str>);
+
+impl Route {
+    /// A route template. Keep it low-cardinality: a template, never a path.
+    pub fn new(template: impl Into<std::sync::Arc<str>>) -> Self {
+        Route(template.into())
+    }
+}

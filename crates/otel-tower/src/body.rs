@@ -1,0 +1,96 @@
+//! The response body: the request ends when it does.
+
+use crate::request::{Failure, RequestState};
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use otel_http_conventions::short_type_name;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+pin_project! {
+    /// The response body [`OtelService`](crate::OtelService) returns.
+    ///
+    /// The server span and `http.server.request.duration` end when this body
+    /// yields its last frame (or fails, or is dropped unfinished), so a
+    /// streamed response is timed in full. While a frame is produced the
+    /// span's context is current, so work a streaming body does nests under
+    /// the request.
+    pub struct OtelBody<B> {
+        #[pin]
+        inner: B,
+        state: Option<RequestState>,
+    }
+}
+
+impl<B> fmt::Debug for OtelBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelBody")
+            .field("instrumented", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> OtelBody<B> {
+    pub(crate) fn new(inner: B, mut state: Option<RequestState>) -> Self {
+        if let Some(state) = state.as_mut() {
+            if inner.is_end_stream() {
+                // Nothing to stream: the request is over once the server
+                // drops the body after writing the head.
+                state.complete_on_drop = true;
+            }
+        }
+        OtelBody { inner, state }
+    }
+}
+
+impl<B: Body> Body for OtelBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let Some(state) = this.state.as_mut() else {
+            return this.inner.poll_frame(cx);
+        };
+        let frame = {
+            let _guard = state.cx.clone().attach();
+            ready!(this.inner.as_mut().poll_frame(cx))
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    state.response_body_size += data.remaining() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    state.finish(None);
+                    *this.state = None;
+                }
+            }
+            Some(Err(_)) => {
+                state.finish(Some(Failure {
+                    error_type: short_type_name::<B::Error>().into(),
+                    message: None,
+                }));
+                *this.state = None;
+            }
+            None => {
+                state.finish(None);
+                *this.state = None;
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,373 @@
+//! What an `OtelLayer` was built with, shared by all its services.
+
+use crate::metrics::ServerMetrics;
+use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
+use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::SpanRef;
+use opentelemetry::InstrumentationScope;
+use otel_http_conventions::{
+    header_env, HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, SCHEMA_URL,
+};
+use std::fmt;
+use std::sync::Arc;
+
+/// What hooks and predicates see of a request: its head, never its body.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestHead<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request target.
+    pub uri: &'a Uri,
+    /// The HTTP version.
+    pub version: Version,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The request extensions (axum's `MatchedPath`, `ConnectInfo`, ...).
+    pub extensions: &'a Extensions,
+}
+
+/// What a response hook sees of a response: its head, never its body.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ResponseHead<'a> {
+    /// The response status.
+    pub status: StatusCode,
+    /// The HTTP version.
+    pub version: Version,
+    /// The response headers.
+    pub headers: &'a HeaderMap,
+    /// The response extensions.
+    pub extensions: &'a Extensions,
+}
+
+pub(crate) type Predicate = dyn Fn(&RequestHead<'_>) -> bool + Send + Sync;
+pub(crate) type SpanNameFn = dyn Fn(&RequestHead<'_>, Option<&str>) -> String + Send + Sync;
+pub(crate) type RequestHook = dyn Fn(&SpanRef<'_>, &RequestHead<'_>) + Send + Sync;
+pub(crate) type ResponseHook = dyn Fn(&SpanRef<'_>, &ResponseHead<'_>) + Send + Sync;
+
+/// Where the propagator comes from.
+pub(crate) enum Propagator {
+    /// The global propagator, read per request (it cannot be held).
+    Global,
+    Fixed(Arc<dyn TextMapPropagator + Send + Sync>),
+}
+
+pub(crate) struct Config {
+    pub(crate) tracer: BoxedTracer,
+    pub(crate) metrics: ServerMetrics,
+    pub(crate) propagator: Propagator,
+    pub(crate) filter: Option<Box<Predicate>>,
+    pub(crate) public_endpoint: Option<Box<Predicate>>,
+    pub(crate) span_name: Option<Box<SpanNameFn>>,
+    pub(crate) request_hook: Option<Box<RequestHook>>,
+    pub(crate) response_hook: Option<Box<ResponseHook>>,
+    pub(crate) request_headers: HeaderCapture,
+    pub(crate) response_headers: HeaderCapture,
+    pub(crate) sensitive_query: SensitiveQueryParameters,
+    pub(crate) known_methods: KnownMethods,
+    pub(crate) trust_forwarded: bool,
+    pub(crate) sampling_attributes: bool,
+    pub(crate) body_size: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("filter", &self.filter.is_some())
+            .field("public_endpoint", &self.public_endpoint.is_some())
+            .field("span_name", &self.span_name.is_some())
+            .field("request_headers", &self.request_headers)
+            .field("response_headers", &self.response_headers)
+            .field("sensitive_query", &self.sensitive_query)
+            .field("known_methods", &self.known_methods)
+            .field("trust_forwarded", &self.trust_forwarded)
+            .field("sampling_attributes", &self.sampling_attributes)
+            .field("body_size", &self.body_size)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(env!("CARGO_PKG_NAME"))
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(SCHEMA_URL)
+        .build()
+}
+
+/// Builds an [`OtelLayer`](crate::OtelLayer). Every method sets one behaviour;
+/// what is not set keeps the default described on the method.
+///
+/// ```
+/// use otel_tower::OtelLayer;
+///
+/// let layer = OtelLayer::builder()
+///     .filter(|req| req.uri.path() != "/health")
+///     .capture_request_headers(["x-request-id"])
+///     .active_requests(true)
+///     .build();
+/// # let _ = layer;
+/// ```
+#[must_use]
+pub struct OtelLayerBuilder {
+    tracer: Option<BoxedTracer>,
+    meter: Option<opentelemetry::metrics::Meter>,
+    propagator: Propagator,
+    filter: Option<Box<Predicate>>,
+    public_endpoint: Option<Box<Predicate>>,
+    span_name: Option<Box<SpanNameFn>>,
+    request_hook: Option<Box<RequestHook>>,
+    response_hook: Option<Box<ResponseHook>>,
+    request_headers: Option<HeaderCapture>,
+    response_headers: Option<HeaderCapture>,
+    sensitive_query: SensitiveQueryParameters,
+    known_methods: Option<KnownMethods>,
+    trust_forwarded: bool,
+    sampling_attributes: bool,
+    active_requests: bool,
+    body_size: bool,
+}
+
+impl fmt::Debug for OtelLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelLayerBuilder").finish_non_exhaustive()
+    }
+}
+
+impl Default for OtelLayerBuilder {
+    fn default() -> Self {
+        OtelLayerBuilder {
+            tracer: None,
+            meter: None,
+            propagator: Propagator::Global,
+            filter: None,
+            public_endpoint: None,
+            span_name: None,
+            request_hook: None,
+            response_hook: None,
+            request_headers: None,
+            response_headers: None,
+            sensitive_query: SensitiveQueryParameters::default(),
+            known_methods: None,
+            trust_forwarded: true,
+            sampling_attributes: false,
+            active_requests: false,
+            body_size: false,
+        }
+    }
+}
+
+impl OtelLayerBuilder {
+    /// The tracer provider spans come from. Default: the global one, as it
+    /// is when [`build`](Self::build) runs.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: ObjectSafeTracerProvider + ?Sized,
+    {
+        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope())));
+        self
+    }
+
+    /// The meter provider metrics come from. Default: the global one, as it
+    /// is when [`build`](Self::build) runs.
+    pub fn meter_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: MeterProvider + ?Sized,
+    {
+        self.meter = Some(provider.meter_with_scope(scope()));
+        self
+    }
+
+    /// The propagator that reads the caller's context from request headers.
+    /// Default: the global propagator, looked up per request so that one
+    /// installed after the layer was built is still used.
+    pub fn propagator<P>(mut self, propagator: P) -> Self
+    where
+        P: TextMapPropagator + Send + Sync + 'static,
+    {
+        self.propagator = Propagator::Fixed(Arc::new(propagator));
+        self
+    }
+
+    /// Instrument only the requests for which `filter` returns `true`. The
+    /// others get no span and no metrics (health checks, for example).
+    pub fn filter<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.filter = Some(Box::new(filter));
+        self
+    }
+
+    /// Names spans with `name(request, route)` instead of the conventions'
+    /// `{method} {route}`. Keep the result low-cardinality: never put the raw
+    /// path or ids in it.
+    pub fn span_name<F>(mut self, name: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>, Option<&str>) -> String + Send + Sync + 'static,
+    {
+        self.span_name = Some(Box::new(name));
+        self
+    }
+
+    /// Treats every caller as untrusted: each request starts a new trace,
+    /// linked to (not parented by) the incoming trace context, and incoming
+    /// baggage is dropped. For services on the public internet.
+    pub fn public_endpoint(self) -> Self {
+        self.public_endpoint_fn(|_| true)
+    }
+
+    /// Like [`public_endpoint`](Self::public_endpoint) for the requests where
+    /// `f` returns `true` (for example, those without an internal token).
+    pub fn public_endpoint_fn<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.public_endpoint = Some(Box::new(f));
+        self
+    }
+
+    /// Records these request headers as `http.request.header.<name>`.
+    /// Default: the comma-separated list in
+    /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`, else none.
+    pub fn capture_request_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.request_headers = Some(HeaderCapture::new(HeaderSide::Request, names));
+        self
+    }
+
+    /// Records these response headers as `http.response.header.<name>`.
+    /// Default: the comma-separated list in
+    /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`, else none.
+    pub fn capture_response_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.response_headers = Some(HeaderCapture::new(HeaderSide::Response, names));
+        self
+    }
+
+    /// Query keys whose values are recorded as `REDACTED` in `url.query`.
+    /// Replaces the default list (`AWSAccessKeyId`, `Signature`, `sig`,
+    /// `X-Goog-Signature`, `X-Amz-Signature`, `X-Amz-Credential`,
+    /// `X-Amz-Security-Token`).
+    pub fn sensitive_query_parameters<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.sensitive_query = SensitiveQueryParameters::new(keys);
+        self
+    }
+
+    /// The methods recorded as themselves; any other becomes `_OTHER`.
+    /// Replaces the defaults. Default: `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`
+    /// if set, else the conventions' list.
+    pub fn known_methods<I, M>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: AsRef<str>,
+    {
+        self.known_methods = Some(KnownMethods::new(methods));
+        self
+    }
+
+    /// Whether `Forwarded` and `X-Forwarded-*` headers are read for
+    /// `client.address`, `server.address`, `server.port` and `url.scheme`.
+    /// Default `true`, as the conventions ask; turn it off when no proxy in
+    /// front of the service overwrites them, so callers cannot choose what is
+    /// recorded.
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
+        self
+    }
+
+    /// Pass every sampling-relevant attribute (`url.path`, `url.query`,
+    /// `server.address`, `client.address`, `user_agent.original`, captured
+    /// request headers) to the sampler at span creation. Default `false`:
+    /// the sampler sees `http.request.method`, `url.scheme` and
+    /// `server.port`, and the rest is built only for sampled requests. Turn
+    /// this on for a sampler that decides by path or header.
+    pub fn sampling_attributes(mut self, enabled: bool) -> Self {
+        self.sampling_attributes = enabled;
+        self
+    }
+
+    /// Record `http.server.active_requests` (opt-in in the conventions).
+    pub fn active_requests(mut self, enabled: bool) -> Self {
+        self.active_requests = enabled;
+        self
+    }
+
+    /// Record `http.server.request.body.size` and
+    /// `http.server.response.body.size` (opt-in), and the matching span
+    /// attributes. The request size is its `Content-Length` (requests
+    /// without one are not recorded); the response size is the bytes the
+    /// body actually produced, counted as it streams.
+    pub fn body_size(mut self, enabled: bool) -> Self {
+        self.body_size = enabled;
+        self
+    }
+
+    /// Calls `hook` with the server span and the request head when the span
+    /// is recording (never for unsampled requests).
+    pub fn request_hook<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&SpanRef<'_>, &RequestHead<'_>) + Send + Sync + 'static,
+    {
+        self.request_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Calls `hook` with the server span and the response head when the span
+    /// is recording.
+    pub fn response_hook<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&SpanRef<'_>, &ResponseHead<'_>) + Send + Sync + 'static,
+    {
+        self.response_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Builds the layer, resolving the tracer and meter once.
+    pub fn build(self) -> crate::OtelLayer {
+        let tracer = self
+            .tracer
+            .unwrap_or_else(|| BoxedTracer::new(global::tracer_provider().boxed_tracer(scope())));
+        let meter = self
+            .meter
+            .unwrap_or_else(|| global::meter_provider().meter_with_scope(scope()));
+        let config = Config {
+            tracer,
+            metrics: ServerMetrics::new(&meter, self.active_requests, self.body_size),
+            propagator: self.propagator,
+            filter: self.filter,
+            public_endpoint: self.public_endpoint,
+            span_name: self.span_name,
+            request_hook: self.request_hook,
+            response_hook: self.response_hook,
+            request_headers: self.request_headers.unwrap_or_else(|| {
+                HeaderCapture::from_env(HeaderSide::Request, header_env::SERVER_REQUEST)
+                    .unwrap_or_else(|| HeaderCapture::none(HeaderSide::Request))
+            }),
+            response_headers: self.response_headers.unwrap_or_else(|| {
+                HeaderCapture::from_env(HeaderSide::Response, header_env::SERVER_RESPONSE)
+                    .unwrap_or_else(|| HeaderCapture::none(HeaderSide::Response))
+            }),
+            sensitive_query: self.sensitive_query,
+            known_methods: self.known_methods.unwrap_or_else(KnownMethods::from_env),
+            trust_forwarded: self.trust_forwarded,
+            sampling_attributes: self.sampling_attributes,
+            body_size: self.body_size,
+        };
+        crate::OtelLayer {
+            config: Arc::new(config),
+        }
+    }
+}

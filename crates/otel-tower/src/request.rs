@@ -1,0 +1,387 @@
+//! One instrumented request: its span, its metric attributes, and how it ends.
+
+use crate::config::{Config, Propagator, RequestHead, ResponseHead};
+use http::{HeaderMap, Method, StatusCode};
+use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
+use otel_http_conventions::semconv::attribute as attr;
+use otel_http_conventions::{
+    forwarded_client_address, forwarded_scheme, protocol_version, server_host_port,
+    server_status_is_error, status_code_str, HostPort,
+};
+use otel_propagation::HeaderExtractor;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// `error.type` when the request or its response body was dropped before the
+/// response ended: the client disconnected, or a layer outside this one (a
+/// timeout, say) gave up on it.
+pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+/// `error.type` when the handler panicked while this layer was polling it.
+pub const ERROR_TYPE_PANIC: &str = "panic";
+
+/// The route template of the request, from axum's `MatchedPath`.
+fn matched_route(extensions: &http::Extensions) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
+        return Some(path.as_str());
+    }
+    extensions.get::<crate::Route>().map(|r| r.0.as_ref())
+}
+
+/// The address of the connection's peer: axum's `ConnectInfo<SocketAddr>`,
+/// or a plain `SocketAddr` extension.
+fn peer_address(extensions: &http::Extensions) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    extensions.get::<SocketAddr>().copied()
+}
+
+fn scheme_value(scheme: &str) -> StringValue {
+    match scheme {
+        "http" => StringValue::from("http"),
+        "https" => StringValue::from("https"),
+        other => StringValue::from(other.to_ascii_lowercase()),
+    }
+}
+
+/// Why a request ended in error, when its status code does not say.
+pub(crate) struct Failure {
+    pub(crate) error_type: Cow<'static, str>,
+    pub(crate) message: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn of_type(error_type: &'static str) -> Self {
+        Failure {
+            error_type: Cow::Borrowed(error_type),
+            message: None,
+        }
+    }
+}
+
+pub(crate) struct RequestState {
+    config: Arc<Config>,
+    /// The server span's context: current while the handler runs.
+    pub(crate) cx: Context,
+    recording: bool,
+    start: Instant,
+    start_time: SystemTime,
+    /// `http.request.method` and `url.scheme`: also the active-requests set.
+    base_attrs: [KeyValue; 2],
+    route: Option<StringValue>,
+    version: Option<&'static str>,
+    status: Option<StatusCode>,
+    request_body_size: Option<u64>,
+    pub(crate) response_body_size: u64,
+    /// A response that may have no body (HEAD, 204, 304) or whose body was
+    /// already at its end: dropping it unread completes the request.
+    pub(crate) complete_on_drop: bool,
+    finished: bool,
+}
+
+impl RequestState {
+    pub(crate) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Self {
+        let start = Instant::now();
+        let start_time = SystemTime::now();
+        let method = config.known_methods.normalize(head.method);
+        let route = matched_route(head.extensions);
+        let forwarded = config.trust_forwarded;
+        let scheme = forwarded
+            .then(|| forwarded_scheme(head.headers))
+            .flatten()
+            .or_else(|| head.uri.scheme_str())
+            .unwrap_or("http");
+        let host_port = server_host_port(head.headers, head.uri, scheme, forwarded);
+
+        let extracted = match &config.propagator {
+            Propagator::Global => otel_propagation::extract(head.headers),
+            Propagator::Fixed(p) => {
+                p.extract_with_context(&Context::new(), &HeaderExtractor(head.headers))
+            }
+        };
+        let public = config.public_endpoint.as_ref().is_some_and(|f| f(head));
+        let (parent, links) = if public {
+            let remote = extracted.span().span_context().clone();
+            let links = remote.is_valid().then(|| vec![Link::with_context(remote)]);
+            // Neither the caller's span nor its baggage crosses in.
+            (Context::new(), links)
+        } else {
+            (extracted, None)
+        };
+
+        let name: Cow<'static, str> = match (&config.span_name, route) {
+            (Some(f), route) => Cow::Owned(f(head, route)),
+            (None, None) => match method.static_span_name() {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(method.span_name().to_owned()),
+            },
+            (None, Some(route)) => Cow::Owned(format!("{} {}", method.span_name(), route)),
+        };
+
+        let method_value = method.value.clone();
+        let scheme_value = scheme_value(scheme);
+        let mut attrs = Vec::with_capacity(if config.sampling_attributes { 16 } else { 3 });
+        attrs.push(KeyValue::new(
+            attr::HTTP_REQUEST_METHOD,
+            method_value.clone(),
+        ));
+        attrs.push(KeyValue::new(attr::URL_SCHEME, scheme_value.clone()));
+        if let Some(port) = host_port.and_then(|hp| hp.port) {
+            attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+        }
+        if config.sampling_attributes {
+            push_request_attributes(config, head, &method, route, host_port, &mut attrs);
+        }
+        let mut builder = SpanBuilder::from_name(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(start_time)
+            .with_attributes(attrs);
+        builder.links = links;
+        let mut span = config.tracer.build_with_context(builder, &parent);
+
+        use opentelemetry::trace::Span as _;
+        let recording = span.is_recording();
+        if recording && !config.sampling_attributes {
+            let mut rest = Vec::with_capacity(12);
+            push_request_attributes(config, head, &method, route, host_port, &mut rest);
+            span.set_attributes(rest);
+        }
+        let cx = parent.with_span(span);
+        if recording {
+            if let Some(hook) = &config.request_hook {
+                hook(&cx.span(), head);
+            }
+        }
+
+        let request_body_size = config
+            .body_size
+            .then(|| content_length(head.headers))
+            .flatten();
+        if recording {
+            if let Some(size) = request_body_size {
+                cx.span()
+                    .set_attribute(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
+            }
+        }
+
+        let base_attrs = [
+            KeyValue::new(attr::HTTP_REQUEST_METHOD, method_value),
+            KeyValue::new(attr::URL_SCHEME, scheme_value),
+        ];
+        config.metrics.active_add(1, &base_attrs);
+        RequestState {
+            config: Arc::clone(config),
+            cx,
+            recording,
+            start,
+            start_time,
+            base_attrs,
+            route: route.map(|r| StringValue::from(r.to_owned())),
+            version: protocol_version(head.version),
+            status: None,
+            request_body_size,
+            response_body_size: 0,
+            complete_on_drop: *head.method == Method::HEAD,
+            finished: false,
+        }
+    }
+
+    /// Records the response head. The request ends later, with its body.
+    pub(crate) fn on_response(&mut self, head: &ResponseHead<'_>) {
+        let status = head.status;
+        self.status = Some(status);
+        if matches!(
+            status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED | StatusCode::SWITCHING_PROTOCOLS
+        ) {
+            self.complete_on_drop = true;
+        }
+        if !self.recording {
+            return;
+        }
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(
+            attr::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status.as_u16()),
+        ));
+        if !self.config.response_headers.is_empty() {
+            let mut captured = Vec::new();
+            self.config
+                .response_headers
+                .record(head.headers, &mut captured);
+            span.set_attributes(captured);
+        }
+        if let Some(hook) = &self.config.response_hook {
+            hook(&span, head);
+        }
+    }
+
+    /// Ends the span and records the metrics. `failure` is set when the
+    /// request failed in a way its status code (if any) does not show.
+    pub(crate) fn finish(&mut self, failure: Option<Failure>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let elapsed = self.start.elapsed();
+        let status_error = self
+            .status
+            .filter(|s| server_status_is_error(s.as_u16()))
+            .map(|s| status_code_str(s.as_u16()));
+        let error_type: Option<StringValue> = match failure {
+            Some(f) => {
+                if self.recording {
+                    let span = self.cx.span();
+                    let mut fields = vec![KeyValue::new(
+                        "exception.type",
+                        Value::from(f.error_type.clone()),
+                    )];
+                    if let Some(message) = f.message {
+                        fields.push(KeyValue::new("exception.message", message));
+                    }
+                    span.add_event("exception", fields);
+                }
+                Some(StringValue::from(f.error_type))
+            }
+            None => status_error,
+        };
+
+        if self.recording {
+            let span = self.cx.span();
+            if let Some(error_type) = &error_type {
+                span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
+                // The error type explains the error; no description.
+                span.set_status(Status::error(""));
+            }
+            if self.config.body_size {
+                span.set_attribute(KeyValue::new(
+                    attr::HTTP_RESPONSE_BODY_SIZE,
+                    self.response_body_size as i64,
+                ));
+            }
+        }
+        self.cx.span().end_with_timestamp(self.start_time + elapsed);
+
+        let metrics = &self.config.metrics;
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(7);
+        attrs.extend(self.base_attrs.iter().cloned());
+        if let Some(status) = self.status {
+            attrs.push(KeyValue::new(
+                attr::HTTP_RESPONSE_STATUS_CODE,
+                i64::from(status.as_u16()),
+            ));
+        }
+        if let Some(route) = &self.route {
+            attrs.push(KeyValue::new(attr::HTTP_ROUTE, route.clone()));
+        }
+        if let Some(error_type) = error_type {
+            attrs.push(KeyValue::new(attr::ERROR_TYPE, error_type));
+        }
+        if let Some(version) = self.version {
+            attrs.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
+        }
+        metrics.duration.record(elapsed.as_secs_f64(), &attrs);
+        if let Some(h) = &metrics.request_body {
+            if let Some(size) = self.request_body_size {
+                h.record(size, &attrs);
+            }
+        }
+        if let Some(h) = &metrics.response_body {
+            h.record(self.response_body_size, &attrs);
+        }
+        metrics.active_add(-1, &self.base_attrs);
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if std::thread::panicking() {
+            self.finish(Some(Failure::of_type(ERROR_TYPE_PANIC)));
+        } else if self.complete_on_drop {
+            self.finish(None);
+        } else {
+            self.finish(Some(Failure::of_type(ERROR_TYPE_CANCELLED)));
+        }
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The attributes built only for recorded requests (or for the sampler,
+/// when asked).
+fn push_request_attributes(
+    config: &Config,
+    head: &RequestHead<'_>,
+    method: &otel_http_conventions::NormalizedMethod<'_>,
+    route: Option<&str>,
+    host_port: Option<HostPort<'_>>,
+    out: &mut Vec<KeyValue>,
+) {
+    out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
+    if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
+        out.push(KeyValue::new(
+            attr::URL_QUERY,
+            config.sensitive_query.redact_query(query).into_owned(),
+        ));
+    }
+    if let Some(original) = method.original {
+        out.push(KeyValue::new(
+            attr::HTTP_REQUEST_METHOD_ORIGINAL,
+            original.to_owned(),
+        ));
+    }
+    if let Some(route) = route {
+        out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned()));
+    }
+    if let Some(hp) = host_port {
+        out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
+    }
+    let peer = peer_address(head.extensions);
+    let client = config
+        .trust_forwarded
+        .then(|| forwarded_client_address(head.headers))
+        .flatten()
+        .map(str::to_owned)
+        .or_else(|| peer.map(|p| p.ip().to_string()));
+    if let Some(client) = client {
+        out.push(KeyValue::new(attr::CLIENT_ADDRESS, client));
+    }
+    if let Some(peer) = peer {
+        out.push(KeyValue::new(
+            attr::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        out.push(KeyValue::new(
+            attr::NETWORK_PEER_PORT,
+            i64::from(peer.port()),
+        ));
+    }
+    if let Some(version) = protocol_version(head.version) {
+        out.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
+    }
+    if let Some(ua) = head
+        .headers
+        .get(http::header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .filter(|v| !v.is_empty())
+    {
+        out.push(KeyValue::new(attr::USER_AGENT_ORIGINAL, ua.into_owned()));
+    }
+    config.request_headers.record(head.headers, out);
+}

@@ -1,0 +1,62 @@
+//! The `Service`: where each request starts.
+
+use crate::config::{Config, RequestHead};
+use crate::future::ResponseFuture;
+use crate::request::RequestState;
+use http::{Request, Response};
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The service [`OtelLayer`](crate::OtelLayer) wraps around another.
+#[derive(Clone)]
+pub struct OtelService<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for OtelService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtelService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for OtelService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: fmt::Display,
+    ResB: http_body::Body,
+{
+    type Response = Response<crate::OtelBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let head = RequestHead {
+            method: req.method(),
+            uri: req.uri(),
+            version: req.version(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        };
+        if let Some(filter) = &self.config.filter {
+            if !filter(&head) {
+                return ResponseFuture::new(self.inner.call(req), None);
+            }
+        }
+        let state = RequestState::start(&self.config, &head);
+        // A service may do work in `call` itself: let it see the span too.
+        let inner = {
+            let _guard = state.cx.clone().attach();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(inner, Some(state))
+    }
+}
