@@ -21,6 +21,9 @@ pin_project! {
         #[pin]
         inner: B,
         state: Option<RequestState>,
+        // Set once the inner body has ended, so it is never polled again
+        // (some bodies panic if they are).
+        done: bool,
     }
 }
 
@@ -41,7 +44,11 @@ impl<B: Body> OtelBody<B> {
                 state.complete_on_drop = true;
             }
         }
-        OtelBody { inner, state }
+        OtelBody {
+            inner,
+            state,
+            done: false,
+        }
     }
 }
 
@@ -54,8 +61,13 @@ impl<B: Body> Body for OtelBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
         let Some(state) = this.state.as_mut() else {
-            return this.inner.poll_frame(cx);
+            let frame = ready!(this.inner.poll_frame(cx));
+            *this.done = frame.is_none();
+            return Poll::Ready(frame);
         };
         let frame = {
             let _guard = state.cx.clone().attach();
@@ -81,13 +93,14 @@ impl<B: Body> Body for OtelBody<B> {
             None => {
                 state.finish(None);
                 *this.state = None;
+                *this.done = true;
             }
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -17,7 +17,7 @@ fn server_span(t: &TestTelemetry) -> otel_testkit::SpanData {
         .expect("a server span")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a1_a2_span_kind_and_name_table() {
     let cases = [
         ("GET", "/users/42", "GET /users/{id}", None),
@@ -50,7 +50,7 @@ async fn a1_a2_span_kind_and_name_table() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a3_route_only_from_the_router_never_the_path() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -64,7 +64,7 @@ async fn a3_route_only_from_the_router_never_the_path() {
     assert_eq!(span.attr_str("url.path"), "/unmatched/42");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a4_attributes_and_types() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -112,7 +112,7 @@ async fn a4_attributes_and_types() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a4_url_query_absent_without_query() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -126,7 +126,7 @@ async fn a4_url_query_absent_without_query() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6_a7_forwarded_headers_table() {
     let cases: &[(&[(&str, &str)], &str, &str, i64, &str)] = &[
         (&[], "127.0.0.1", "127.0.0.1", 0, "http"),
@@ -178,7 +178,7 @@ async fn a6_a7_forwarded_headers_table() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6_a7_forwarded_headers_ignored_when_untrusted() {
     let t = TestTelemetry::new();
     let app = routes(&t).layer(layer(&t).trust_forwarded_headers(false).build());
@@ -198,7 +198,7 @@ async fn a6_a7_forwarded_headers_ignored_when_untrusted() {
     assert_eq!(span.attr_str("url.scheme"), "http");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a8_a9_status_table() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -223,7 +223,7 @@ async fn a8_a9_status_table() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_spans_nest_under_the_server_span() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -233,7 +233,7 @@ async fn handler_spans_nest_under_the_server_span() {
     assert_child_of(&t.span("db_query"), &t.span("GET /users/{id}"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c1_c2_c3_header_capture() {
     let t = TestTelemetry::new();
     let app = routes(&t).layer(
@@ -275,7 +275,7 @@ async fn c1_c2_c3_header_capture() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c1_no_headers_captured_by_default() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;
@@ -295,7 +295,7 @@ async fn c1_no_headers_captured_by_default() {
             && !kv.key.as_str().starts_with("http.response.header.")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d2_known_methods_replace_defaults() {
     let t = TestTelemetry::new();
     let app = routes(&t).layer(layer(&t).known_methods(["GET", "PURGE"]).build());
@@ -321,7 +321,7 @@ async fn d2_known_methods_replace_defaults() {
     assert_eq!(span.attr_str("http.request.method"), "_OTHER");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_skips_span_and_metrics() {
     let t = TestTelemetry::new();
     let app = routes(&t).layer(layer(&t).filter(|req| req.uri.path() != "/health").build());
@@ -338,7 +338,7 @@ async fn filter_skips_span_and_metrics() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_span_name() {
     let t = TestTelemetry::new();
     let app = routes(&t).layer(
@@ -351,7 +351,7 @@ async fn custom_span_name() {
     assert_eq!(server_span(&t).name, "handle GET /users/{id}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_only_when_recording() {
     use opentelemetry::KeyValue;
     use opentelemetry_sdk::trace::Sampler;
@@ -390,7 +390,7 @@ async fn hooks_run_only_when_recording() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_attributes_reach_the_sampler() {
     use opentelemetry::trace::{Link, SpanKind, TraceId};
     use opentelemetry::KeyValue;
@@ -434,7 +434,7 @@ async fn sampling_attributes_reach_the_sampler() {
     assert!(!names.contains(&"GET /health"), "{names:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scope_carries_name_version_and_schema() {
     let t = TestTelemetry::new();
     let addr = start(&t).await;

@@ -59,7 +59,9 @@ pub fn routes(telemetry: &TestTelemetry) -> Router {
                         i + 1,
                     ))
                 });
-                Body::from_stream(chunks)
+                // tower-http's compression polls its stream once more after
+                // the end; `unfold` panics on that, so fuse it.
+                Body::from_stream(futures_util::StreamExt::fuse(chunks))
             }),
         )
         .route(
@@ -146,6 +148,8 @@ pub async fn start(telemetry: &TestTelemetry) -> SocketAddr {
 
 pub struct Reply {
     pub status: u16,
+    /// The body's length in bytes, as received (still compressed, if it was).
+    pub body_len: usize,
     pub headers: http::HeaderMap,
     pub body: String,
 }
@@ -156,16 +160,17 @@ pub async fn send(req: http::Request<Full<Bytes>>) -> Reply {
     let resp = client.request(req).await.expect("request sent");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
+    let bytes = resp
         .into_body()
         .collect()
         .await
-        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .map(|b| b.to_bytes())
         .unwrap_or_default();
     Reply {
         status,
+        body_len: bytes.len(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
         headers,
-        body,
     }
 }
 
