@@ -69,8 +69,9 @@ use opentelemetry::{global, Context};
 /// use opentelemetry::propagation::TextMapPropagator;
 ///
 /// let propagator = otel_propagation::default_propagator();
-/// let fields: Vec<&str> = propagator.fields().collect();
-/// assert_eq!(fields, ["traceparent", "tracestate", "baggage"]);
+/// let mut fields: Vec<&str> = propagator.fields().collect();
+/// fields.sort_unstable();
+/// assert_eq!(fields, ["baggage", "traceparent", "tracestate"]);
 /// ```
 pub fn default_propagator() -> TextMapCompositePropagator {
     TextMapCompositePropagator::new(vec![

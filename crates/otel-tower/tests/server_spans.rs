@@ -1,4 +1,6 @@
 //! Section A (server span) and C (header capture) rules, over a real server
+// Rule tables are tuples on purpose: one row per case, read at a glance.
+#![allow(clippy::type_complexity)]
 //! on 127.0.0.1, asserted against an in-memory exporter.
 
 mod common;
