@@ -89,6 +89,11 @@ impl HeaderCapture {
         Some(Self::new(side, value.split(',')))
     }
 
+    /// [`from_env`](Self::from_env), or nothing when the variable is unset.
+    pub fn from_env_or_none(side: HeaderSide, var: &str) -> Self {
+        Self::from_env(side, var).unwrap_or_else(|| Self::none(side))
+    }
+
     /// Whether nothing is captured.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

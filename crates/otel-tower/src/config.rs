@@ -353,12 +353,10 @@ impl OtelLayerBuilder {
             request_hook: self.request_hook,
             response_hook: self.response_hook,
             request_headers: self.request_headers.unwrap_or_else(|| {
-                HeaderCapture::from_env(HeaderSide::Request, header_env::SERVER_REQUEST)
-                    .unwrap_or_else(|| HeaderCapture::none(HeaderSide::Request))
+                HeaderCapture::from_env_or_none(HeaderSide::Request, header_env::SERVER_REQUEST)
             }),
             response_headers: self.response_headers.unwrap_or_else(|| {
-                HeaderCapture::from_env(HeaderSide::Response, header_env::SERVER_RESPONSE)
-                    .unwrap_or_else(|| HeaderCapture::none(HeaderSide::Response))
+                HeaderCapture::from_env_or_none(HeaderSide::Response, header_env::SERVER_RESPONSE)
             }),
             sensitive_query: self.sensitive_query,
             known_methods: self.known_methods.unwrap_or_else(KnownMethods::from_env),
