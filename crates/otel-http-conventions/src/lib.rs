@@ -11,7 +11,9 @@
 //!   `client.address`, `server.address` / `server.port`, `url.scheme`;
 //! - [`server_status_is_error`], [`client_status_is_error`],
 //!   [`status_code_str`]: span status and `error.type`;
-//! - [`protocol_version`] and [`DURATION_BUCKETS`].
+//! - [`protocol_version`] and [`DURATION_BUCKETS`];
+//! - [`CommonOptions`] / [`Resolved`], [`HttpMetrics`], [`PropagatorChoice`]:
+//!   how both sides pick their tracer, meter, propagator and instruments.
 //!
 //! Attribute and metric names come from `opentelemetry-semantic-conventions`,
 //! re-exported as [`semconv`].
@@ -31,6 +33,7 @@
 
 mod forwarded;
 mod headers;
+mod instrumentation;
 mod method;
 mod status;
 mod url;
@@ -40,6 +43,9 @@ pub use forwarded::{
     server_host_port, HostPort,
 };
 pub use headers::{env as header_env, HeaderCapture, HeaderSide};
+pub use instrumentation::{
+    scope, CommonOptions, HttpMetrics, PropagatorChoice, Resolved, Side, BODY_SIZE_BUCKETS,
+};
 pub use method::{
     KnownMethods, NormalizedMethod, DEFAULT_KNOWN_METHODS, KNOWN_METHODS_ENV, OTHER_METHOD,
 };

@@ -1,6 +1,6 @@
 //! The middleware: one CLIENT span per attempt.
 
-use crate::config::{Config, OtelMiddlewareBuilder, Propagator};
+use crate::config::{Config, OtelMiddlewareBuilder};
 use crate::UrlTemplate;
 use http::Extensions;
 use opentelemetry::context::FutureExt as _;
@@ -10,7 +10,6 @@ use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     client_status_is_error, protocol_version, status_code_str, ERROR_TYPE_OTHER,
 };
-use otel_propagation::HeaderInjector;
 use reqwest_middleware::{Middleware, Next};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -100,7 +99,7 @@ impl Attempt {
         }
         span.end_with_timestamp(self.start_time + elapsed);
 
-        let metrics = &self.config.metrics;
+        let metrics = &self.config.common.metrics;
         let mut attrs = Vec::with_capacity(self.base_attrs.len() + 3);
         attrs.extend(self.base_attrs.iter().cloned());
         if let Some(status) = status {
@@ -140,7 +139,7 @@ impl Drop for Attempt {
         self.cx
             .span()
             .end_with_timestamp(self.start_time + self.start.elapsed());
-        if let Some(active) = &self.config.metrics.active {
+        if let Some(active) = &self.config.common.metrics.active {
             active.add(-1, &self.base_attrs);
         }
     }
@@ -191,7 +190,7 @@ impl Middleware for OtelMiddleware {
 
         let start = Instant::now();
         let start_time = SystemTime::now();
-        let method = config.known_methods.normalize(req.method());
+        let method = config.common.known_methods.normalize(req.method());
         let url = req.url();
         let host = url
             .host_str()
@@ -225,9 +224,15 @@ impl Middleware for OtelMiddleware {
             ));
         }
 
-        let url_full = || config.sensitive_query.redact_url(url.as_str()).into_owned();
+        let url_full = || {
+            config
+                .common
+                .sensitive_query
+                .redact_url(url.as_str())
+                .into_owned()
+        };
         let mut at_start = base_attrs.clone();
-        if config.sampling_attributes {
+        if config.common.sampling_attributes {
             at_start.push(KeyValue::new(attr::URL_FULL, url_full()));
         }
         let parent = Context::current();
@@ -235,9 +240,10 @@ impl Middleware for OtelMiddleware {
             .with_kind(SpanKind::Client)
             .with_start_time(start_time)
             .with_attributes(at_start);
-        let mut span = config.tracer.build_with_context(builder, &parent);
+        let mut span = config.common.tracer.build_with_context(builder, &parent);
         let recording = span.is_recording();
         let request_body_size = config
+            .common
             .body_size
             .then(|| {
                 req.body()
@@ -247,7 +253,7 @@ impl Middleware for OtelMiddleware {
             .flatten();
         if recording {
             let mut rest = Vec::with_capacity(4);
-            if !config.sampling_attributes {
+            if !config.common.sampling_attributes {
                 rest.push(KeyValue::new(attr::URL_FULL, url_full()));
             }
             if let Some(original) = method.original {
@@ -274,19 +280,16 @@ impl Middleware for OtelMiddleware {
             .as_ref()
             .is_none_or(|allow| allow(req.url()))
         {
-            let mut injector = HeaderInjector(req.headers_mut());
-            match &config.propagator {
-                Propagator::Global => opentelemetry::global::get_text_map_propagator(|p| {
-                    p.inject_context(&cx, &mut injector)
-                }),
-                Propagator::Fixed(p) => p.inject_context(&cx, &mut injector),
-            }
+            config.common.propagator.inject(&cx, req.headers_mut());
         }
         if recording {
             let span = cx.span();
-            if !config.request_headers.is_empty() {
+            if !config.common.request_headers.is_empty() {
                 let mut captured = Vec::new();
-                config.request_headers.record(req.headers(), &mut captured);
+                config
+                    .common
+                    .request_headers
+                    .record(req.headers(), &mut captured);
                 span.set_attributes(captured);
             }
             if let Some(hook) = &config.request_hook {
@@ -294,7 +297,7 @@ impl Middleware for OtelMiddleware {
             }
         }
 
-        if let Some(active) = &config.metrics.active {
+        if let Some(active) = &config.common.metrics.active {
             active.add(1, &base_attrs);
         }
         let mut attempt = Attempt {
@@ -334,6 +337,7 @@ impl Middleware for OtelMiddleware {
                         ));
                     }
                     config
+                        .common
                         .response_headers
                         .record(response.headers(), &mut attrs);
                     span.set_attributes(attrs);
@@ -343,6 +347,7 @@ impl Middleware for OtelMiddleware {
                 }
                 let error = client_status_is_error(status).then(|| status_code_str(status));
                 let body_size = config
+                    .common
                     .body_size
                     .then(|| response.content_length())
                     .flatten();

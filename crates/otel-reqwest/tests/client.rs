@@ -117,7 +117,10 @@ async fn b1_b2_b3_kind_name_and_attributes() {
     // the middleware sees the request; either way none are recorded.
     assert_eq!(
         span.attr_str("url.full"),
-        format!("http://127.0.0.1:{}/status/200?sig=REDACTED&x=1", addr.port())
+        format!(
+            "http://127.0.0.1:{}/status/200?sig=REDACTED&x=1",
+            addr.port()
+        )
     );
     assert_eq!(
         span.attr("http.response.status_code"),

@@ -1,14 +1,13 @@
 //! What an `OtelLayer` was built with, shared by all its services.
 
-use crate::metrics::ServerMetrics;
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
-use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::global::ObjectSafeTracerProvider;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::SpanRef;
-use opentelemetry::InstrumentationScope;
 use otel_http_conventions::{
-    header_env, HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, SCHEMA_URL,
+    CommonOptions, HeaderCapture, HeaderSide, KnownMethods, PropagatorChoice, Resolved,
+    SensitiveQueryParameters, Side,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -48,53 +47,30 @@ pub(crate) type SpanNameFn = dyn Fn(&RequestHead<'_>, Option<&str>) -> String + 
 pub(crate) type RequestHook = dyn Fn(&SpanRef<'_>, &RequestHead<'_>) + Send + Sync;
 pub(crate) type ResponseHook = dyn Fn(&SpanRef<'_>, &ResponseHead<'_>) + Send + Sync;
 
-/// Where the propagator comes from.
-pub(crate) enum Propagator {
-    /// The global propagator, read per request (it cannot be held).
-    Global,
-    Fixed(Arc<dyn TextMapPropagator + Send + Sync>),
-}
-
 pub(crate) struct Config {
-    pub(crate) tracer: BoxedTracer,
-    pub(crate) metrics: ServerMetrics,
-    pub(crate) propagator: Propagator,
+    pub(crate) common: Resolved,
     pub(crate) filter: Option<Box<Predicate>>,
     pub(crate) public_endpoint: Option<Box<Predicate>>,
     pub(crate) span_name: Option<Box<SpanNameFn>>,
     pub(crate) request_hook: Option<Box<RequestHook>>,
     pub(crate) response_hook: Option<Box<ResponseHook>>,
-    pub(crate) request_headers: HeaderCapture,
-    pub(crate) response_headers: HeaderCapture,
-    pub(crate) sensitive_query: SensitiveQueryParameters,
-    pub(crate) known_methods: KnownMethods,
     pub(crate) trust_forwarded: bool,
-    pub(crate) sampling_attributes: bool,
-    pub(crate) body_size: bool,
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
+            .field("common", &self.common)
             .field("filter", &self.filter.is_some())
             .field("public_endpoint", &self.public_endpoint.is_some())
             .field("span_name", &self.span_name.is_some())
-            .field("request_headers", &self.request_headers)
-            .field("response_headers", &self.response_headers)
-            .field("sensitive_query", &self.sensitive_query)
-            .field("known_methods", &self.known_methods)
             .field("trust_forwarded", &self.trust_forwarded)
-            .field("sampling_attributes", &self.sampling_attributes)
-            .field("body_size", &self.body_size)
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder(env!("CARGO_PKG_NAME"))
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .with_schema_url(SCHEMA_URL)
-        .build()
+fn scope() -> opentelemetry::InstrumentationScope {
+    otel_http_conventions::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
 }
 
 /// Builds an [`OtelLayer`](crate::OtelLayer). Every method sets one behaviour;
@@ -112,49 +88,33 @@ pub(crate) fn scope() -> InstrumentationScope {
 /// ```
 #[must_use]
 pub struct OtelLayerBuilder {
-    tracer: Option<BoxedTracer>,
-    meter: Option<opentelemetry::metrics::Meter>,
-    propagator: Propagator,
+    common: CommonOptions,
     filter: Option<Box<Predicate>>,
     public_endpoint: Option<Box<Predicate>>,
     span_name: Option<Box<SpanNameFn>>,
     request_hook: Option<Box<RequestHook>>,
     response_hook: Option<Box<ResponseHook>>,
-    request_headers: Option<HeaderCapture>,
-    response_headers: Option<HeaderCapture>,
-    sensitive_query: SensitiveQueryParameters,
-    known_methods: Option<KnownMethods>,
     trust_forwarded: bool,
-    sampling_attributes: bool,
-    active_requests: bool,
-    body_size: bool,
 }
 
 impl fmt::Debug for OtelLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtelLayerBuilder").finish_non_exhaustive()
+        f.debug_struct("OtelLayerBuilder")
+            .field("common", &self.common)
+            .finish_non_exhaustive()
     }
 }
 
 impl Default for OtelLayerBuilder {
     fn default() -> Self {
         OtelLayerBuilder {
-            tracer: None,
-            meter: None,
-            propagator: Propagator::Global,
+            common: CommonOptions::default(),
             filter: None,
             public_endpoint: None,
             span_name: None,
             request_hook: None,
             response_hook: None,
-            request_headers: None,
-            response_headers: None,
-            sensitive_query: SensitiveQueryParameters::default(),
-            known_methods: None,
             trust_forwarded: true,
-            sampling_attributes: false,
-            active_requests: false,
-            body_size: false,
         }
     }
 }
@@ -166,7 +126,7 @@ impl OtelLayerBuilder {
     where
         P: ObjectSafeTracerProvider + ?Sized,
     {
-        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope())));
+        self.common.set_tracer_provider(provider, scope());
         self
     }
 
@@ -176,7 +136,7 @@ impl OtelLayerBuilder {
     where
         P: MeterProvider + ?Sized,
     {
-        self.meter = Some(provider.meter_with_scope(scope()));
+        self.common.set_meter_provider(provider, scope());
         self
     }
 
@@ -187,7 +147,7 @@ impl OtelLayerBuilder {
     where
         P: TextMapPropagator + Send + Sync + 'static,
     {
-        self.propagator = Propagator::Fixed(Arc::new(propagator));
+        self.common.propagator = PropagatorChoice::Fixed(Arc::new(propagator));
         self
     }
 
@@ -237,7 +197,7 @@ impl OtelLayerBuilder {
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
     {
-        self.request_headers = Some(HeaderCapture::new(HeaderSide::Request, names));
+        self.common.request_headers = Some(HeaderCapture::new(HeaderSide::Request, names));
         self
     }
 
@@ -249,7 +209,7 @@ impl OtelLayerBuilder {
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
     {
-        self.response_headers = Some(HeaderCapture::new(HeaderSide::Response, names));
+        self.common.response_headers = Some(HeaderCapture::new(HeaderSide::Response, names));
         self
     }
 
@@ -262,7 +222,7 @@ impl OtelLayerBuilder {
         I: IntoIterator<Item = K>,
         K: AsRef<str>,
     {
-        self.sensitive_query = SensitiveQueryParameters::new(keys);
+        self.common.sensitive_query = SensitiveQueryParameters::new(keys);
         self
     }
 
@@ -274,7 +234,7 @@ impl OtelLayerBuilder {
         I: IntoIterator<Item = M>,
         M: AsRef<str>,
     {
-        self.known_methods = Some(KnownMethods::new(methods));
+        self.common.known_methods = Some(KnownMethods::new(methods));
         self
     }
 
@@ -295,13 +255,13 @@ impl OtelLayerBuilder {
     /// `server.port`, and the rest is built only for sampled requests. Turn
     /// this on for a sampler that decides by path or header.
     pub fn sampling_attributes(mut self, enabled: bool) -> Self {
-        self.sampling_attributes = enabled;
+        self.common.sampling_attributes = enabled;
         self
     }
 
     /// Record `http.server.active_requests` (opt-in in the conventions).
     pub fn active_requests(mut self, enabled: bool) -> Self {
-        self.active_requests = enabled;
+        self.common.active_requests = enabled;
         self
     }
 
@@ -311,7 +271,7 @@ impl OtelLayerBuilder {
     /// without one are not recorded); the response size is the bytes the
     /// body actually produced, counted as it streams.
     pub fn body_size(mut self, enabled: bool) -> Self {
-        self.body_size = enabled;
+        self.common.body_size = enabled;
         self
     }
 
@@ -337,32 +297,14 @@ impl OtelLayerBuilder {
 
     /// Builds the layer, resolving the tracer and meter once.
     pub fn build(self) -> crate::OtelLayer {
-        let tracer = self
-            .tracer
-            .unwrap_or_else(|| BoxedTracer::new(global::tracer_provider().boxed_tracer(scope())));
-        let meter = self
-            .meter
-            .unwrap_or_else(|| global::meter_provider().meter_with_scope(scope()));
         let config = Config {
-            tracer,
-            metrics: ServerMetrics::new(&meter, self.active_requests, self.body_size),
-            propagator: self.propagator,
+            common: self.common.resolve(Side::Server, scope()),
             filter: self.filter,
             public_endpoint: self.public_endpoint,
             span_name: self.span_name,
             request_hook: self.request_hook,
             response_hook: self.response_hook,
-            request_headers: self.request_headers.unwrap_or_else(|| {
-                HeaderCapture::from_env_or_none(HeaderSide::Request, header_env::SERVER_REQUEST)
-            }),
-            response_headers: self.response_headers.unwrap_or_else(|| {
-                HeaderCapture::from_env_or_none(HeaderSide::Response, header_env::SERVER_RESPONSE)
-            }),
-            sensitive_query: self.sensitive_query,
-            known_methods: self.known_methods.unwrap_or_else(KnownMethods::from_env),
             trust_forwarded: self.trust_forwarded,
-            sampling_attributes: self.sampling_attributes,
-            body_size: self.body_size,
         };
         crate::OtelLayer {
             config: Arc::new(config),

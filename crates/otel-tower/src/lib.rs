@@ -110,7 +110,6 @@ mod body;
 mod config;
 mod future;
 mod layer;
-mod metrics;
 mod request;
 mod service;
 

@@ -1,6 +1,6 @@
 //! One instrumented request: its span, its metric attributes, and how it ends.
 
-use crate::config::{Config, Propagator, RequestHead, ResponseHead};
+use crate::config::{Config, RequestHead, ResponseHead};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
@@ -9,7 +9,6 @@ use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, protocol_version, server_host_port,
     server_status_is_error, status_code_str, HostPort,
 };
-use otel_propagation::HeaderExtractor;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,7 +87,7 @@ impl RequestState {
     pub(crate) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Self {
         let start = Instant::now();
         let start_time = SystemTime::now();
-        let method = config.known_methods.normalize(head.method);
+        let method = config.common.known_methods.normalize(head.method);
         let route = matched_route(head.extensions);
         let forwarded = config.trust_forwarded;
         let scheme = forwarded
@@ -98,12 +97,7 @@ impl RequestState {
             .unwrap_or("http");
         let host_port = server_host_port(head.headers, head.uri, scheme, forwarded);
 
-        let extracted = match &config.propagator {
-            Propagator::Global => otel_propagation::extract(head.headers),
-            Propagator::Fixed(p) => {
-                p.extract_with_context(&Context::new(), &HeaderExtractor(head.headers))
-            }
-        };
+        let extracted = config.common.propagator.extract(head.headers);
         let public = config.public_endpoint.as_ref().is_some_and(|f| f(head));
         let (parent, links) = if public {
             let remote = extracted.span().span_context().clone();
@@ -125,7 +119,11 @@ impl RequestState {
 
         let method_value = method.value.clone();
         let scheme_value = scheme_value(scheme);
-        let mut attrs = Vec::with_capacity(if config.sampling_attributes { 16 } else { 3 });
+        let mut attrs = Vec::with_capacity(if config.common.sampling_attributes {
+            16
+        } else {
+            3
+        });
         attrs.push(KeyValue::new(
             attr::HTTP_REQUEST_METHOD,
             method_value.clone(),
@@ -134,7 +132,7 @@ impl RequestState {
         if let Some(port) = host_port.and_then(|hp| hp.port) {
             attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         }
-        if config.sampling_attributes {
+        if config.common.sampling_attributes {
             push_request_attributes(config, head, &method, route, host_port, &mut attrs);
         }
         let mut builder = SpanBuilder::from_name(name)
@@ -142,11 +140,11 @@ impl RequestState {
             .with_start_time(start_time)
             .with_attributes(attrs);
         builder.links = links;
-        let mut span = config.tracer.build_with_context(builder, &parent);
+        let mut span = config.common.tracer.build_with_context(builder, &parent);
 
         use opentelemetry::trace::Span as _;
         let recording = span.is_recording();
-        if recording && !config.sampling_attributes {
+        if recording && !config.common.sampling_attributes {
             let mut rest = Vec::with_capacity(12);
             push_request_attributes(config, head, &method, route, host_port, &mut rest);
             span.set_attributes(rest);
@@ -159,6 +157,7 @@ impl RequestState {
         }
 
         let request_body_size = config
+            .common
             .body_size
             .then(|| content_length(head.headers))
             .flatten();
@@ -173,7 +172,7 @@ impl RequestState {
             KeyValue::new(attr::HTTP_REQUEST_METHOD, method_value),
             KeyValue::new(attr::URL_SCHEME, scheme_value),
         ];
-        config.metrics.active_add(1, &base_attrs);
+        config.common.metrics.active_add(1, &base_attrs);
         RequestState {
             config: Arc::clone(config),
             cx,
@@ -209,9 +208,10 @@ impl RequestState {
             attr::HTTP_RESPONSE_STATUS_CODE,
             i64::from(status.as_u16()),
         ));
-        if !self.config.response_headers.is_empty() {
+        if !self.config.common.response_headers.is_empty() {
             let mut captured = Vec::new();
             self.config
+                .common
                 .response_headers
                 .record(head.headers, &mut captured);
             span.set_attributes(captured);
@@ -258,7 +258,7 @@ impl RequestState {
                 // The error type explains the error; no description.
                 span.set_status(Status::error(""));
             }
-            if self.config.body_size {
+            if self.config.common.body_size {
                 span.set_attribute(KeyValue::new(
                     attr::HTTP_RESPONSE_BODY_SIZE,
                     self.response_body_size as i64,
@@ -267,7 +267,7 @@ impl RequestState {
         }
         self.cx.span().end_with_timestamp(self.start_time + elapsed);
 
-        let metrics = &self.config.metrics;
+        let metrics = &self.config.common.metrics;
         let mut attrs: Vec<KeyValue> = Vec::with_capacity(7);
         attrs.extend(self.base_attrs.iter().cloned());
         if let Some(status) = self.status {
@@ -337,7 +337,11 @@ fn push_request_attributes(
     if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
         out.push(KeyValue::new(
             attr::URL_QUERY,
-            config.sensitive_query.redact_query(query).into_owned(),
+            config
+                .common
+                .sensitive_query
+                .redact_query(query)
+                .into_owned(),
         ));
     }
     if let Some(original) = method.original {
@@ -383,5 +387,5 @@ fn push_request_attributes(
     {
         out.push(KeyValue::new(attr::USER_AGENT_ORIGINAL, ua.into_owned()));
     }
-    config.request_headers.record(head.headers, out);
+    config.common.request_headers.record(head.headers, out);
 }

@@ -1,0 +1,288 @@
+//! What server and client instrumentation share beyond the conventions: how
+//! the tracer, meter and propagator are chosen, and the HTTP metric
+//! instruments.
+
+use crate::{
+    HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, DURATION_BUCKETS, SCHEMA_URL,
+};
+use http::HeaderMap;
+use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::{Context, InstrumentationScope};
+use otel_propagation::{HeaderExtractor, HeaderInjector};
+use std::fmt;
+use std::sync::Arc;
+
+/// Bucket boundaries for body sizes, which the conventions leave open:
+/// 0 B, then 64 B to 1 GiB in powers of four.
+pub const BODY_SIZE_BUCKETS: [f64; 14] = [
+    0.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+];
+
+/// The propagator an instrumentation uses: one it was given, or the global
+/// one, which cannot be held and so is read at each use.
+#[derive(Clone, Default)]
+pub enum PropagatorChoice {
+    /// `opentelemetry::global`'s text-map propagator, read at each use.
+    #[default]
+    Global,
+    /// A propagator given in code.
+    Fixed(Arc<dyn TextMapPropagator + Send + Sync>),
+}
+
+impl fmt::Debug for PropagatorChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PropagatorChoice::Global => f.write_str("Global"),
+            PropagatorChoice::Fixed(p) => f.debug_tuple("Fixed").field(p).finish(),
+        }
+    }
+}
+
+impl PropagatorChoice {
+    /// Extracts the caller's context from `headers` onto an empty context.
+    ///
+    /// ```
+    /// use otel_http_conventions::PropagatorChoice;
+    /// let cx = PropagatorChoice::Global.extract(&http::HeaderMap::new());
+    /// # let _ = cx;
+    /// ```
+    pub fn extract(&self, headers: &HeaderMap) -> Context {
+        match self {
+            PropagatorChoice::Global => otel_propagation::extract(headers),
+            PropagatorChoice::Fixed(p) => {
+                p.extract_with_context(&Context::new(), &HeaderExtractor(headers))
+            }
+        }
+    }
+
+    /// Injects `cx` into `headers`.
+    ///
+    /// ```
+    /// use otel_http_conventions::PropagatorChoice;
+    /// let mut headers = http::HeaderMap::new();
+    /// PropagatorChoice::Global.inject(&opentelemetry::Context::new(), &mut headers);
+    /// ```
+    pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+        match self {
+            PropagatorChoice::Global => otel_propagation::inject_context(cx, headers),
+            PropagatorChoice::Fixed(p) => p.inject_context(cx, &mut HeaderInjector(headers)),
+        }
+    }
+}
+
+/// The options every otel-web HTTP instrumentation takes, as a builder
+/// collects them; [`resolve`](Self::resolve) turns them into what it runs
+/// with.
+#[derive(Default)]
+pub struct CommonOptions {
+    /// The tracer, if a provider was given.
+    pub tracer: Option<BoxedTracer>,
+    /// The meter, if a provider was given.
+    pub meter: Option<Meter>,
+    /// Where the propagator comes from.
+    pub propagator: PropagatorChoice,
+    /// Request headers to record; `None`: the environment's list, else none.
+    pub request_headers: Option<HeaderCapture>,
+    /// Response headers to record; `None`: the environment's list, else none.
+    pub response_headers: Option<HeaderCapture>,
+    /// Query keys whose values are redacted.
+    pub sensitive_query: SensitiveQueryParameters,
+    /// Known methods; `None`: the environment's list, else the defaults.
+    pub known_methods: Option<KnownMethods>,
+    /// Build every sampling-relevant attribute before the sampler runs.
+    pub sampling_attributes: bool,
+    /// Record the active-requests metric.
+    pub active_requests: bool,
+    /// Record body sizes.
+    pub body_size: bool,
+}
+
+impl fmt::Debug for CommonOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommonOptions")
+            .field("propagator", &self.propagator)
+            .field("request_headers", &self.request_headers)
+            .field("response_headers", &self.response_headers)
+            .field("sensitive_query", &self.sensitive_query)
+            .field("known_methods", &self.known_methods)
+            .field("sampling_attributes", &self.sampling_attributes)
+            .field("active_requests", &self.active_requests)
+            .field("body_size", &self.body_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which side an instrumentation is on: names its metrics and its
+/// header-capture environment variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// `http.server.*`
+    Server,
+    /// `http.client.*`
+    Client,
+}
+
+/// The HTTP metric instruments of one side.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    /// `http.{server,client}.request.duration`, seconds.
+    pub duration: Histogram<f64>,
+    /// `http.{server,client}.active_requests`, when opted in.
+    pub active: Option<UpDownCounter<i64>>,
+    /// `http.{server,client}.request.body.size`, when opted in.
+    pub request_body: Option<Histogram<u64>>,
+    /// `http.{server,client}.response.body.size`, when opted in.
+    pub response_body: Option<Histogram<u64>>,
+}
+
+impl HttpMetrics {
+    /// Creates the instruments: the duration always, the others if asked.
+    pub fn new(meter: &Meter, side: Side, active: bool, body_size: bool) -> Self {
+        use opentelemetry_semantic_conventions::metric as m;
+        let (duration, active_name, req_body, resp_body, who) = match side {
+            Side::Server => (
+                m::HTTP_SERVER_REQUEST_DURATION,
+                m::HTTP_SERVER_ACTIVE_REQUESTS,
+                m::HTTP_SERVER_REQUEST_BODY_SIZE,
+                m::HTTP_SERVER_RESPONSE_BODY_SIZE,
+                "server",
+            ),
+            Side::Client => (
+                m::HTTP_CLIENT_REQUEST_DURATION,
+                m::HTTP_CLIENT_ACTIVE_REQUESTS,
+                m::HTTP_CLIENT_REQUEST_BODY_SIZE,
+                m::HTTP_CLIENT_RESPONSE_BODY_SIZE,
+                "client",
+            ),
+        };
+        let body = |name: &'static str, what: &str| {
+            meter
+                .u64_histogram(name)
+                .with_unit("By")
+                .with_description(format!("Size of HTTP {who} {what} bodies."))
+                .with_boundaries(BODY_SIZE_BUCKETS.to_vec())
+                .build()
+        };
+        HttpMetrics {
+            duration: meter
+                .f64_histogram(duration)
+                .with_unit("s")
+                .with_description(format!("Duration of HTTP {who} requests."))
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active: active.then(|| {
+                meter
+                    .i64_up_down_counter(active_name)
+                    .with_unit("{request}")
+                    .with_description(format!("Number of active HTTP {who} requests."))
+                    .build()
+            }),
+            request_body: body_size.then(|| body(req_body, "request")),
+            response_body: body_size.then(|| body(resp_body, "response")),
+        }
+    }
+
+    /// Adds `delta` to the active-requests counter, if it is on.
+    pub fn active_add(&self, delta: i64, attrs: &[opentelemetry::KeyValue]) {
+        if let Some(active) = &self.active {
+            active.add(delta, attrs);
+        }
+    }
+}
+
+/// What an instrumentation runs with, every choice made.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Spans come from here.
+    pub tracer: BoxedTracer,
+    /// The metric instruments.
+    pub metrics: HttpMetrics,
+    /// Reads and writes trace context.
+    pub propagator: PropagatorChoice,
+    /// Request headers recorded.
+    pub request_headers: HeaderCapture,
+    /// Response headers recorded.
+    pub response_headers: HeaderCapture,
+    /// Query keys redacted.
+    pub sensitive_query: SensitiveQueryParameters,
+    /// Known methods.
+    pub known_methods: KnownMethods,
+    /// Build sampling attributes before sampling.
+    pub sampling_attributes: bool,
+    /// Record body sizes.
+    pub body_size: bool,
+}
+
+/// The instrumentation scope of a crate: its name, version and the
+/// conventions' schema URL.
+pub fn scope(name: &'static str, version: &'static str) -> InstrumentationScope {
+    InstrumentationScope::builder(name)
+        .with_version(version)
+        .with_schema_url(SCHEMA_URL)
+        .build()
+}
+
+impl CommonOptions {
+    /// Uses `provider` for spans.
+    pub fn set_tracer_provider<P>(&mut self, provider: &P, scope: InstrumentationScope)
+    where
+        P: ObjectSafeTracerProvider + ?Sized,
+    {
+        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope)));
+    }
+
+    /// Uses `provider` for metrics.
+    pub fn set_meter_provider<P>(&mut self, provider: &P, scope: InstrumentationScope)
+    where
+        P: MeterProvider + ?Sized,
+    {
+        self.meter = Some(provider.meter_with_scope(scope));
+    }
+
+    /// Makes every choice left open: the global providers, the environment's
+    /// header lists and known methods.
+    pub fn resolve(self, side: Side, scope: InstrumentationScope) -> Resolved {
+        use crate::header_env as env;
+        let (req_env, resp_env) = match side {
+            Side::Server => (env::SERVER_REQUEST, env::SERVER_RESPONSE),
+            Side::Client => (env::CLIENT_REQUEST, env::CLIENT_RESPONSE),
+        };
+        let tracer = match self.tracer {
+            Some(t) => t,
+            None => BoxedTracer::new(global::tracer_provider().boxed_tracer(scope.clone())),
+        };
+        let meter = self
+            .meter
+            .unwrap_or_else(|| global::meter_provider().meter_with_scope(scope));
+        Resolved {
+            tracer,
+            metrics: HttpMetrics::new(&meter, side, self.active_requests, self.body_size),
+            propagator: self.propagator,
+            request_headers: self
+                .request_headers
+                .unwrap_or_else(|| HeaderCapture::from_env_or_none(HeaderSide::Request, req_env)),
+            response_headers: self
+                .response_headers
+                .unwrap_or_else(|| HeaderCapture::from_env_or_none(HeaderSide::Response, resp_env)),
+            sensitive_query: self.sensitive_query,
+            known_methods: self.known_methods.unwrap_or_else(KnownMethods::from_env),
+            sampling_attributes: self.sampling_attributes,
+            body_size: self.body_size,
+        }
+    }
+}
