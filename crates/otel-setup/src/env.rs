@@ -1,0 +1,801 @@
+//! The `OTEL_*` environment variables, read to the letter of the
+//! specification: an empty value is unset, enums are case-insensitive, and a
+//! bad value is ignored with a warning that names the variable, the value
+//! and what is allowed.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Where variables are read from: the process environment, or a map (tests,
+/// or a configuration file a user turned into one).
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A value that was ignored, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The variable.
+    pub variable: String,
+    /// What it held.
+    pub value: String,
+    /// What is allowed, and what was used instead.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} ignored: {}",
+            self.variable, self.value, self.message
+        )
+    }
+}
+
+/// The OTLP transport and encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP over gRPC.
+    Grpc,
+    /// OTLP over HTTP, protobuf-encoded (the default).
+    HttpProtobuf,
+    /// OTLP over HTTP, JSON-encoded.
+    HttpJson,
+}
+
+/// Payload compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// None.
+    None,
+    /// gzip.
+    Gzip,
+}
+
+/// Where and how one signal is exported over OTLP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtlpConfig {
+    /// The full URL (HTTP: including `/v1/traces` or `/v1/metrics`).
+    pub endpoint: String,
+    /// Transport and encoding.
+    pub protocol: Protocol,
+    /// Extra headers (`OTEL_EXPORTER_OTLP_HEADERS`), decoded.
+    pub headers: Vec<(String, String)>,
+    /// Export timeout.
+    pub timeout: Duration,
+    /// Compression.
+    pub compression: Compression,
+}
+
+/// An exporter a signal is sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExporterKind {
+    /// OTLP.
+    Otlp,
+    /// The terminal: a waterfall for traces, a dump for metrics.
+    Console,
+}
+
+/// The sampler, as configured.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SamplerConfig {
+    /// `always_on`
+    AlwaysOn,
+    /// `always_off`
+    AlwaysOff,
+    /// `traceidratio`
+    TraceIdRatio(f64),
+    /// `parentbased_always_on` (the default)
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio`
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// Batch span processor settings (`OTEL_BSP_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Delay between exports.
+    pub schedule_delay: Duration,
+    /// Export timeout: each trace export is bounded by the smaller of this
+    /// and the OTLP timeout.
+    pub export_timeout: Duration,
+    /// Spans kept waiting at most; more are dropped (and counted).
+    pub max_queue_size: usize,
+    /// Spans per export at most.
+    pub max_export_batch_size: usize,
+}
+
+/// Every setting `init()` applied, after the environment and the builder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EffectiveConfig {
+    /// `OTEL_SDK_DISABLED`: no-op providers; propagation still works.
+    pub disabled: bool,
+    /// `service.name`.
+    pub service_name: String,
+    /// Resource attributes from `OTEL_RESOURCE_ATTRIBUTES`, decoded.
+    pub resource_attributes: Vec<(String, String)>,
+    /// `OTEL_PROPAGATORS`, deduplicated, in order.
+    pub propagators: Vec<String>,
+    /// `OTEL_TRACES_EXPORTER`.
+    pub traces_exporters: Vec<ExporterKind>,
+    /// `OTEL_METRICS_EXPORTER`.
+    pub metrics_exporters: Vec<ExporterKind>,
+    /// OTLP settings for traces.
+    pub traces_otlp: OtlpConfig,
+    /// OTLP settings for metrics.
+    pub metrics_otlp: OtlpConfig,
+    /// `OTEL_TRACES_SAMPLER` / `_ARG`.
+    pub sampler: SamplerConfig,
+    /// `OTEL_BSP_*`.
+    pub batch: BatchConfig,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub metric_export_interval: Duration,
+    /// `OTEL_METRIC_EXPORT_TIMEOUT`.
+    pub metric_export_timeout: Duration,
+    /// Every value that was ignored.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+pub(crate) struct Reader<'a> {
+    lookup: Lookup<'a>,
+    pub(crate) warnings: Vec<ConfigWarning>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(lookup: Lookup<'a>) -> Self {
+        Reader {
+            lookup,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The value, trimmed; `None` when unset or empty.
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn warn(&mut self, variable: &str, value: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
+            variable: variable.to_owned(),
+            value: value.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// True only for a case-insensitive `true`; anything but `false` warns.
+    pub(crate) fn bool(&mut self, name: &str) -> bool {
+        match self.get(name) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                self.warn(name, &v, "allowed: true, false; using false");
+                false
+            }
+        }
+    }
+
+    /// A duration in whole milliseconds.
+    fn millis(&mut self, name: &str, default: Duration) -> Duration {
+        match self.get(name) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => {
+                    self.warn(
+                        name,
+                        &v,
+                        format!(
+                            "allowed: a whole number of milliseconds; using {}",
+                            default.as_millis()
+                        ),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn count(&mut self, name: &str, default: usize) -> usize {
+        match self.get(name) {
+            None => default,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    self.warn(
+                        name,
+                        &v,
+                        format!("allowed: a positive whole number; using {default}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    /// A comma-separated list of enum values; unknown ones are warned about
+    /// and skipped. `None` when unset.
+    fn list<T: Copy>(&mut self, name: &str, allowed: &[(&str, Option<T>)]) -> Option<Vec<T>> {
+        let value = self.get(name)?;
+        let mut out = Vec::new();
+        let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match allowed.iter().find(|(n, _)| n.eq_ignore_ascii_case(item)) {
+                Some((_, Some(kind))) => out.push(*kind),
+                Some((_, None)) => {}
+                None => self.warn(
+                    name,
+                    item,
+                    format!("unknown value; allowed: {}", names.join(", ")),
+                ),
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `k=v,k2=v2` with percent-encoded keys and values (resource attributes,
+/// OTLP headers). `Err` names the first bad entry.
+pub(crate) fn parse_key_values(value: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (k, v) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("entry {entry:?} has no '='"))?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s.trim())
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| format!("entry {entry:?} is not valid percent-encoded UTF-8"))
+        };
+        let key = decode(k)?;
+        if key.is_empty() {
+            return Err(format!("entry {entry:?} has an empty key"));
+        }
+        out.push((key, decode(v)?));
+    }
+    Ok(out)
+}
+
+const SIGNAL_TRACES: (&str, &str) = ("TRACES", "v1/traces");
+const SIGNAL_METRICS: (&str, &str) = ("METRICS", "v1/metrics");
+
+fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
+    let specific = |setting: &str| format!("OTEL_EXPORTER_OTLP_{signal}_{setting}");
+    let general = |setting: &str| format!("OTEL_EXPORTER_OTLP_{setting}");
+    // The per-signal variable wins; each is validated on its own.
+    let pick = |r: &Reader<'_>, setting: &str| {
+        let s = specific(setting);
+        match r.get(&s) {
+            Some(v) => Some((s, v)),
+            None => {
+                let g = general(setting);
+                r.get(&g).map(|v| (g, v))
+            }
+        }
+    };
+
+    let mut protocol = Protocol::HttpProtobuf;
+    for name in [specific("PROTOCOL"), general("PROTOCOL")] {
+        let Some(v) = r.get(&name) else { continue };
+        match v.to_ascii_lowercase().as_str() {
+            "grpc" => protocol = Protocol::Grpc,
+            "http/protobuf" => protocol = Protocol::HttpProtobuf,
+            "http/json" => protocol = Protocol::HttpJson,
+            _ => {
+                r.warn(
+                    &name,
+                    &v,
+                    "allowed: grpc, http/protobuf, http/json; using the next setting or http/protobuf",
+                );
+                continue;
+            }
+        }
+        break;
+    }
+
+    let default_base = match protocol {
+        Protocol::Grpc => "http://localhost:4317",
+        _ => "http://localhost:4318",
+    };
+    let endpoint = match (r.get(&specific("ENDPOINT")), r.get(&general("ENDPOINT"))) {
+        // A per-signal endpoint is used as it is; an empty path becomes "/".
+        (Some(url), _) => with_root_path(&url),
+        (None, Some(base)) => join_signal_path(&base, path, protocol),
+        (None, None) => join_signal_path(default_base, path, protocol),
+    };
+
+    let headers = match pick(r, "HEADERS") {
+        None => Vec::new(),
+        Some((name, v)) => parse_key_values(&v).unwrap_or_else(|e| {
+            r.warn(
+                &name,
+                &v,
+                format!("{e}; allowed: k=v,k2=v2 (percent-encoded); sending no extra headers"),
+            );
+            Vec::new()
+        }),
+    };
+    let timeout = match pick(r, "TIMEOUT") {
+        None => Duration::from_secs(10),
+        Some((name, _)) => r.millis(&name, Duration::from_secs(10)),
+    };
+    let compression = match pick(r, "COMPRESSION") {
+        None => Compression::None,
+        Some((name, v)) => match v.to_ascii_lowercase().as_str() {
+            "gzip" => Compression::Gzip,
+            "none" => Compression::None,
+            _ => {
+                r.warn(&name, &v, "allowed: gzip, none; using none");
+                Compression::None
+            }
+        },
+    };
+    OtlpConfig {
+        endpoint,
+        protocol,
+        headers,
+        timeout,
+        compression,
+    }
+}
+
+fn with_root_path(url: &str) -> String {
+    match url.find("://") {
+        Some(i) if !url[i + 3..].contains('/') => format!("{url}/"),
+        _ => url.to_owned(),
+    }
+}
+
+fn join_signal_path(base: &str, path: &str, protocol: Protocol) -> String {
+    if protocol == Protocol::Grpc {
+        // gRPC addresses a service, not a path.
+        return base.to_owned();
+    }
+    format!("{}/{}", base.trim_end_matches('/'), path)
+}
+
+fn sampler(r: &mut Reader<'_>) -> SamplerConfig {
+    const NAME: &str = "OTEL_TRACES_SAMPLER";
+    const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    let ratio = |r: &mut Reader<'_>| match r.get(ARG) {
+        None => 1.0,
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => x,
+            _ => {
+                r.warn(ARG, &v, "allowed: a number from 0 to 1; using 1.0");
+                1.0
+            }
+        },
+    };
+    let Some(v) = r.get(NAME) else {
+        return SamplerConfig::ParentBasedAlwaysOn;
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "always_on" => SamplerConfig::AlwaysOn,
+        "always_off" => SamplerConfig::AlwaysOff,
+        "traceidratio" => SamplerConfig::TraceIdRatio(ratio(r)),
+        "parentbased_always_on" => SamplerConfig::ParentBasedAlwaysOn,
+        "parentbased_always_off" => SamplerConfig::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerConfig::ParentBasedTraceIdRatio(ratio(r)),
+        _ => {
+            r.warn(
+                NAME,
+                &v,
+                "allowed: always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio; using parentbased_always_on",
+            );
+            SamplerConfig::ParentBasedAlwaysOn
+        }
+    }
+}
+
+/// The known propagator names; `none` clears the list.
+const PROPAGATORS: [&str; 4] = ["tracecontext", "baggage", "b3", "b3multi"];
+
+fn propagators(r: &mut Reader<'_>) -> Vec<String> {
+    const NAME: &str = "OTEL_PROPAGATORS";
+    let Some(v) = r.get(NAME) else {
+        return vec!["tracecontext".into(), "baggage".into()];
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let item = item.to_ascii_lowercase();
+        if item == "none" {
+            continue;
+        }
+        if !PROPAGATORS.contains(&item.as_str()) {
+            r.warn(
+                NAME,
+                &item,
+                "unknown propagator; allowed: tracecontext, baggage, b3, b3multi, none",
+            );
+            continue;
+        }
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+fn service_name(r: &mut Reader<'_>, resource: &[(String, String)]) -> String {
+    if let Some(name) = r.get("OTEL_SERVICE_NAME") {
+        return name;
+    }
+    if let Some((_, name)) = resource.iter().find(|(k, _)| k == "service.name") {
+        return name.clone();
+    }
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    if exe.is_empty() {
+        "unknown_service".to_owned()
+    } else {
+        format!("unknown_service:{exe}")
+    }
+}
+
+/// Reads every variable. Code-level settings are applied afterwards by the
+/// builder, so they win.
+pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
+    let mut r = Reader::new(lookup);
+    let disabled = r.bool("OTEL_SDK_DISABLED");
+    let resource_attributes = match r.get("OTEL_RESOURCE_ATTRIBUTES") {
+        None => Vec::new(),
+        Some(v) => parse_key_values(&v).unwrap_or_else(|e| {
+            r.warn(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                &v,
+                format!("{e}; the whole value is discarded; allowed: k=v,k2=v2 (percent-encoded)"),
+            );
+            Vec::new()
+        }),
+    };
+    let service_name = service_name(&mut r, &resource_attributes);
+    let exporters: [(&str, Option<ExporterKind>); 3] = [
+        ("otlp", Some(ExporterKind::Otlp)),
+        ("console", Some(ExporterKind::Console)),
+        ("none", None),
+    ];
+    let traces_exporters = r
+        .list("OTEL_TRACES_EXPORTER", &exporters)
+        .unwrap_or_else(|| vec![ExporterKind::Otlp]);
+    let metrics_exporters = r
+        .list("OTEL_METRICS_EXPORTER", &exporters)
+        .unwrap_or_else(|| vec![ExporterKind::Otlp]);
+    let propagators = propagators(&mut r);
+    let sampler = sampler(&mut r);
+    let traces_otlp = otlp(&mut r, SIGNAL_TRACES);
+    let metrics_otlp = otlp(&mut r, SIGNAL_METRICS);
+    let max_queue_size = r.count("OTEL_BSP_MAX_QUEUE_SIZE", 2048);
+    let mut max_export_batch_size = r.count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512);
+    if max_export_batch_size > max_queue_size {
+        r.warn(
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            &max_export_batch_size.to_string(),
+            format!("must not exceed OTEL_BSP_MAX_QUEUE_SIZE; using {max_queue_size}"),
+        );
+        max_export_batch_size = max_queue_size;
+    }
+    let batch = BatchConfig {
+        schedule_delay: r.millis("OTEL_BSP_SCHEDULE_DELAY", Duration::from_millis(5000)),
+        export_timeout: r.millis("OTEL_BSP_EXPORT_TIMEOUT", Duration::from_millis(30000)),
+        max_queue_size,
+        max_export_batch_size,
+    };
+    let metric_export_interval =
+        r.millis("OTEL_METRIC_EXPORT_INTERVAL", Duration::from_millis(60000));
+    let metric_export_timeout =
+        r.millis("OTEL_METRIC_EXPORT_TIMEOUT", Duration::from_millis(30000));
+    EffectiveConfig {
+        disabled,
+        service_name,
+        resource_attributes,
+        propagators,
+        traces_exporters,
+        metrics_exporters,
+        traces_otlp,
+        metrics_otlp,
+        sampler,
+        batch,
+        metric_export_interval,
+        metric_export_timeout,
+        warnings: r.warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read_map(map: &HashMap<String, String>) -> EffectiveConfig {
+        read(&|name| map.get(name).cloned())
+    }
+
+    fn cfg(pairs: &[(&str, &str)]) -> EffectiveConfig {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        read_map(&map)
+    }
+
+    fn warned(c: &EffectiveConfig, var: &str) -> bool {
+        c.warnings.iter().any(|w| w.variable == var)
+    }
+
+    #[test]
+    fn g1_g2_defaults_when_nothing_is_set() {
+        let c = cfg(&[]);
+        assert!(!c.disabled);
+        assert!(
+            c.service_name.starts_with("unknown_service:"),
+            "{}",
+            c.service_name
+        );
+        assert_eq!(c.propagators, ["tracecontext", "baggage"]);
+        assert_eq!(c.traces_exporters, [ExporterKind::Otlp]);
+        assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
+        assert_eq!(c.traces_otlp.endpoint, "http://localhost:4318/v1/traces");
+        assert_eq!(c.metrics_otlp.endpoint, "http://localhost:4318/v1/metrics");
+        assert_eq!(c.traces_otlp.protocol, Protocol::HttpProtobuf);
+        assert_eq!(c.traces_otlp.timeout, Duration::from_secs(10));
+        assert_eq!(c.batch.max_queue_size, 2048);
+        assert_eq!(c.batch.max_export_batch_size, 512);
+        assert_eq!(c.batch.schedule_delay, Duration::from_millis(5000));
+        assert_eq!(c.metric_export_interval, Duration::from_millis(60000));
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn g1_empty_values_are_unset() {
+        let all = [
+            "OTEL_SDK_DISABLED",
+            "OTEL_SERVICE_NAME",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "OTEL_PROPAGATORS",
+            "OTEL_TRACES_EXPORTER",
+            "OTEL_METRICS_EXPORTER",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+        ];
+        let pairs: Vec<(&str, &str)> = all.iter().map(|k| (*k, "  ")).collect();
+        assert_eq!(cfg(&pairs), cfg(&[]));
+    }
+
+    #[test]
+    fn g2_disabled_table() {
+        for (v, want, warns) in [
+            ("true", true, false),
+            ("TRUE", true, false),
+            ("false", false, false),
+            ("yes", false, true),
+            ("1", false, true),
+        ] {
+            let c = cfg(&[("OTEL_SDK_DISABLED", v)]);
+            assert_eq!(c.disabled, want, "{v}");
+            assert_eq!(warned(&c, "OTEL_SDK_DISABLED"), warns, "{v}");
+        }
+    }
+
+    #[test]
+    fn g2_service_name_precedence() {
+        let c = cfg(&[
+            ("OTEL_SERVICE_NAME", "orders"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=other"),
+        ]);
+        assert_eq!(c.service_name, "orders");
+        let c = cfg(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=other,team=a")]);
+        assert_eq!(c.service_name, "other");
+    }
+
+    #[test]
+    fn g2_resource_attributes_decoding_and_errors() {
+        let c = cfg(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "a=1, b = x%2Cy%3Dz ,c=%E2%82%AC",
+        )]);
+        assert_eq!(
+            c.resource_attributes,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x,y=z".into()),
+                ("c".into(), "\u{20ac}".into())
+            ]
+        );
+        for bad in ["a=1,broken", "a=%FF", "=1"] {
+            let c = cfg(&[("OTEL_RESOURCE_ATTRIBUTES", bad)]);
+            assert!(
+                c.resource_attributes.is_empty(),
+                "whole value discarded: {bad}"
+            );
+            assert!(warned(&c, "OTEL_RESOURCE_ATTRIBUTES"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn g3_propagators_table() {
+        let cases: &[(&str, &[&str], bool)] = &[
+            ("tracecontext", &["tracecontext"], false),
+            (
+                "baggage,tracecontext,baggage",
+                &["baggage", "tracecontext"],
+                false,
+            ),
+            ("B3, b3multi", &["b3", "b3multi"], false),
+            ("none", &[], false),
+            ("xray,tracecontext", &["tracecontext"], true),
+        ];
+        for (v, want, warns) in cases {
+            let c = cfg(&[("OTEL_PROPAGATORS", v)]);
+            assert_eq!(c.propagators, *want, "{v}");
+            assert_eq!(warned(&c, "OTEL_PROPAGATORS"), *warns, "{v}");
+        }
+    }
+
+    #[test]
+    fn g4_sampler_table() {
+        use SamplerConfig::*;
+        let cases: &[(&str, Option<&str>, SamplerConfig, bool)] = &[
+            ("always_on", None, AlwaysOn, false),
+            ("ALWAYS_OFF", None, AlwaysOff, false),
+            ("traceidratio", Some("0.25"), TraceIdRatio(0.25), false),
+            ("traceidratio", None, TraceIdRatio(1.0), false),
+            ("traceidratio", Some("1.7"), TraceIdRatio(1.0), true),
+            ("traceidratio", Some("-0.1"), TraceIdRatio(1.0), true),
+            ("traceidratio", Some("half"), TraceIdRatio(1.0), true),
+            (
+                "parentbased_traceidratio",
+                Some("0"),
+                ParentBasedTraceIdRatio(0.0),
+                false,
+            ),
+            ("parentbased_always_off", None, ParentBasedAlwaysOff, false),
+            ("bogus", None, ParentBasedAlwaysOn, true),
+        ];
+        for (s, arg, want, warns) in cases {
+            let mut pairs = vec![("OTEL_TRACES_SAMPLER", *s)];
+            if let Some(a) = arg {
+                pairs.push(("OTEL_TRACES_SAMPLER_ARG", a));
+            }
+            let c = cfg(&pairs);
+            assert_eq!(c.sampler, *want, "{s} {arg:?}");
+            assert_eq!(
+                !c.warnings.is_empty(),
+                *warns,
+                "{s} {arg:?}: {:?}",
+                c.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn g5_exporters_table() {
+        use ExporterKind::*;
+        let cases: &[(&str, &[ExporterKind], bool)] = &[
+            ("otlp", &[Otlp], false),
+            ("console", &[Console], false),
+            ("otlp,console", &[Otlp, Console], false),
+            ("none", &[], false),
+            ("zipkin", &[], true),
+            ("logging,otlp", &[Otlp], true),
+        ];
+        for (v, want, warns) in cases {
+            let c = cfg(&[("OTEL_TRACES_EXPORTER", v), ("OTEL_METRICS_EXPORTER", v)]);
+            assert_eq!(c.traces_exporters, *want, "{v}");
+            assert_eq!(c.metrics_exporters, *want, "{v}");
+            assert_eq!(warned(&c, "OTEL_TRACES_EXPORTER"), *warns, "{v}");
+        }
+    }
+
+    #[test]
+    fn g6_otlp_endpoint_protocol_and_overrides() {
+        let c = cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
+        assert_eq!(c.traces_otlp.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(c.metrics_otlp.endpoint, "http://collector:4318/v1/metrics");
+
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999"),
+        ]);
+        assert_eq!(
+            c.traces_otlp.endpoint, "http://traces:9999/",
+            "per-signal used as is, empty path is /"
+        );
+        assert_eq!(c.metrics_otlp.endpoint, "http://collector:4318/v1/metrics");
+
+        let c = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        assert_eq!(c.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(c.traces_otlp.endpoint, "http://localhost:4317");
+
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),
+        ]);
+        assert_eq!(c.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(c.metrics_otlp.protocol, Protocol::HttpJson);
+        assert_eq!(c.metrics_otlp.endpoint, "http://localhost:4318/v1/metrics");
+
+        let c = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")]);
+        assert_eq!(c.traces_otlp.protocol, Protocol::HttpProtobuf);
+        assert!(warned(&c, "OTEL_EXPORTER_OTLP_PROTOCOL"));
+    }
+
+    #[test]
+    fn g6_otlp_headers_timeout_compression() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,x=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "only=traces"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "GZIP"),
+        ]);
+        assert_eq!(
+            c.traces_otlp.headers,
+            vec![("only".into(), "traces".into())]
+        );
+        assert_eq!(
+            c.metrics_otlp.headers,
+            vec![("api-key".into(), "a b".into()), ("x".into(), "1".into())]
+        );
+        assert_eq!(c.traces_otlp.timeout, Duration::from_millis(2500));
+        assert_eq!(c.metrics_otlp.compression, Compression::Gzip);
+        assert_eq!(c.traces_otlp.compression, Compression::None);
+
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+        ]);
+        assert_eq!(c.traces_otlp.timeout, Duration::from_secs(10));
+        assert_eq!(c.traces_otlp.compression, Compression::None);
+        assert!(c.traces_otlp.headers.is_empty());
+        for var in [
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            assert!(warned(&c, var), "{var}");
+        }
+    }
+
+    #[test]
+    fn g7_batch_table() {
+        let c = cfg(&[
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "abc"),
+        ]);
+        assert_eq!(c.batch.schedule_delay, Duration::from_millis(100));
+        assert_eq!(c.batch.max_queue_size, 10);
+        assert_eq!(
+            c.batch.max_export_batch_size, 10,
+            "clamped to the queue size"
+        );
+        assert!(warned(&c, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"));
+        assert_eq!(c.metric_export_interval, Duration::from_millis(60000));
+        assert!(warned(&c, "OTEL_METRIC_EXPORT_INTERVAL"));
+        let w = c
+            .warnings
+            .iter()
+            .find(|w| w.variable == "OTEL_METRIC_EXPORT_INTERVAL")
+            .expect("warning");
+        let text = w.to_string();
+        assert!(
+            text.contains("\"abc\"") && text.contains("milliseconds"),
+            "{text}"
+        );
+    }
+}
