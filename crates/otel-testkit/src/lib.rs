@@ -18,6 +18,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
+
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};

@@ -1,0 +1,257 @@
+//! Real OTLP export, over gRPC and HTTP, to an in-test receiver built on
+//! opentelemetry-proto; shutdown flushes; a dead collector costs nothing but
+//! counted drops.
+
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::KeyValue;
+use otel_setup::{Protocol, Telemetry};
+use otel_testkit::otlp::OtlpReceiver;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn install(vars: &[(&str, String)]) -> Telemetry {
+    Telemetry::builder()
+        .service_name("export-test")
+        .resource_attribute(KeyValue::new("deployment.environment.name", "test"))
+        // Only shutdown (or flush) exports, so the test proves it flushes.
+        .env_map(
+            [
+                ("OTEL_BSP_SCHEDULE_DELAY", "60000".to_string()),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "60000".to_string()),
+            ]
+            .into_iter()
+            .chain(vars.iter().map(|(k, v)| (*k, v.clone()))),
+        )
+        .quiet()
+        .install()
+        .expect("install")
+}
+
+fn record(t: &Telemetry, n: usize) {
+    let tracer = t.tracer_provider().expect("enabled").tracer("test");
+    for i in 0..n {
+        tracer.in_span(format!("work-{i}"), |_| {});
+    }
+    let counter = t
+        .meter_provider()
+        .expect("enabled")
+        .meter("test")
+        .u64_counter("jobs")
+        .build();
+    counter.add(n as u64, &[]);
+}
+
+fn assert_received(rx: &OtlpReceiver, n: usize) {
+    let spans = rx.wait_for_spans(n, WAIT);
+    assert_eq!(spans.len(), n, "every span arrives after shutdown");
+    for s in &spans {
+        assert_eq!(
+            s.resource_attr("service.name").as_deref(),
+            Some("export-test")
+        );
+        assert_eq!(
+            s.resource_attr("deployment.environment.name").as_deref(),
+            Some("test")
+        );
+        assert_eq!(
+            s.resource_attr("telemetry.sdk.language").as_deref(),
+            Some("rust")
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    while rx.metrics().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let metrics = rx.metrics();
+    assert!(
+        metrics
+            .iter()
+            .any(|(name, svc)| name == "jobs" && svc.as_deref() == Some("export-test")),
+        "{metrics:?}"
+    );
+}
+
+#[test]
+fn grpc_export_outside_any_runtime() {
+    let rx = OtlpReceiver::start();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.grpc_endpoint()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20ecret".into()),
+    ]);
+    record(&t, 25);
+    t.shutdown();
+    assert_received(&rx, 25);
+    let headers = rx.trace_request_headers();
+    assert_eq!(headers[0]["x-api-key"], "s ecret");
+}
+
+#[test]
+fn http_protobuf_export_with_gzip() {
+    let rx = OtlpReceiver::start();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=a".into()),
+    ]);
+    record(&t, 10);
+    t.shutdown();
+    assert_received(&rx, 10);
+    let headers = rx.trace_request_headers();
+    assert_eq!(headers[0]["x-tenant"], "a");
+    assert_eq!(headers[0]["content-encoding"], "gzip");
+}
+
+#[test]
+fn http_json_export() {
+    let rx = OtlpReceiver::start();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint()),
+    ]);
+    record(&t, 3);
+    t.shutdown();
+    assert_received(&rx, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_export_from_inside_a_tokio_runtime_and_drop_flushes() {
+    let rx = OtlpReceiver::start();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.grpc_endpoint()),
+    ]);
+    record(&t, 5);
+    // Dropping the guard inside async code must neither panic nor lose data.
+    drop(t);
+    let spans = tokio::task::spawn_blocking(move || {
+        let s = rx.wait_for_spans(5, WAIT);
+        s.len()
+    })
+    .await
+    .expect("join");
+    assert_eq!(spans, 5);
+}
+
+#[test]
+fn per_signal_endpoints_split_traces_and_metrics() {
+    let traces_rx = OtlpReceiver::start();
+    let metrics_rx = OtlpReceiver::start();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{}/v1/traces", traces_rx.http_endpoint()),
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc".into()),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            metrics_rx.grpc_endpoint(),
+        ),
+    ]);
+    record(&t, 2);
+    t.shutdown();
+    assert_eq!(traces_rx.wait_for_spans(2, WAIT).len(), 2);
+    assert!(traces_rx.metrics().is_empty());
+    assert!(metrics_rx.spans().is_empty());
+    let deadline = Instant::now() + WAIT;
+    while metrics_rx.metrics().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(metrics_rx.metrics().iter().any(|(n, _)| n == "jobs"));
+}
+
+#[test]
+fn collector_down_install_succeeds_and_drops_are_counted() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let t = Telemetry::builder()
+            .service_name("down")
+            .otlp_endpoint(format!("http://{closed}"), protocol)
+            .env_map([("OTEL_EXPORTER_OTLP_TIMEOUT", "500")])
+            .quiet()
+            .install()
+            .expect("install succeeds with the collector down");
+        record(&t, 20);
+        t.flush();
+        assert!(
+            t.dropped_spans() >= 20,
+            "{protocol:?}: drops counted: {}",
+            t.dropped_spans()
+        );
+        let started = Instant::now();
+        t.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "shutdown is bounded"
+        );
+    }
+}
+
+#[test]
+fn export_resumes_when_the_collector_recovers() {
+    let rx = OtlpReceiver::start();
+    rx.fail_with(503);
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000".into()),
+    ]);
+    record(&t, 4);
+    t.flush();
+    assert!(t.dropped_spans() >= 4);
+    rx.recover();
+    let tracer = t.tracer_provider().expect("enabled").tracer("test");
+    tracer.in_span("after-recovery", |_| {});
+    t.shutdown();
+    let spans = rx.wait_for_spans(1, WAIT);
+    assert!(spans.iter().any(|s| s.span.name == "after-recovery"));
+}
+
+#[test]
+fn sdk_disabled_installs_no_providers_but_propagates() {
+    let t = Telemetry::builder()
+        .env_map([("OTEL_SDK_DISABLED", "true")])
+        .quiet()
+        .install()
+        .expect("install");
+    assert!(t.tracer_provider().is_none());
+    assert!(t.effective_config().disabled);
+    // The propagator is still installed: a remote context goes on.
+    let mut incoming = http::HeaderMap::new();
+    incoming.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let cx = otel_propagation::extract(&incoming);
+    let mut outgoing = http::HeaderMap::new();
+    otel_propagation::inject_context(&cx, &mut outgoing);
+    assert_eq!(outgoing["traceparent"], incoming["traceparent"]);
+}
+
+#[test]
+fn code_settings_beat_the_environment() {
+    let t = Telemetry::builder()
+        .service_name("from-code")
+        .traces_exporters([])
+        .metrics_exporters([])
+        .env_map([
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_TRACES_EXPORTER", "console"),
+            ("OTEL_TRACES_SAMPLER", "nonsense"),
+        ])
+        .quiet()
+        .install()
+        .expect("install");
+    let cfg = t.effective_config();
+    assert_eq!(cfg.service_name, "from-code");
+    assert!(cfg.traces_exporters.is_empty());
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    assert!(cfg.warnings[0].to_string().contains("OTEL_TRACES_SAMPLER"));
+}
