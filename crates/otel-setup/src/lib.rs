@@ -32,7 +32,9 @@
 //! - The resource: `service.name` from `OTEL_SERVICE_NAME`, then
 //!   `OTEL_RESOURCE_ATTRIBUTES`, then `unknown_service:<executable>`; the
 //!   other `OTEL_RESOURCE_ATTRIBUTES` entries (percent-decoded); the SDK's
-//!   `telemetry.sdk.*`; and what code adds.
+//!   `telemetry.sdk.*`; `host.*` and `os.type` from the OpenTelemetry
+//!   resource detectors; `process.pid` (never the command line, which can
+//!   hold secrets); and what code adds (`service.version`, attributes).
 //! - Exporters per signal from `OTEL_TRACES_EXPORTER` /
 //!   `OTEL_METRICS_EXPORTER` (`otlp`, `console`, `none`, or a list). OTLP
 //!   honours every `OTEL_EXPORTER_OTLP_*` variable and its per-signal
@@ -116,6 +118,7 @@ pub fn init() -> Result<Telemetry, Error> {
 #[must_use]
 pub struct TelemetryBuilder {
     service_name: Option<String>,
+    service_version: Option<String>,
     attributes: Vec<KeyValue>,
     env: Option<HashMap<String, String>>,
     traces_exporters: Option<Vec<ExporterKind>>,
@@ -128,6 +131,12 @@ impl TelemetryBuilder {
     /// `service.name`, over `OTEL_SERVICE_NAME`.
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// `service.version`; pass `env!("CARGO_PKG_VERSION")` from your binary.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
         self
     }
 
@@ -236,7 +245,11 @@ impl TelemetryBuilder {
             .build()
             .map_err(Error::Runtime)?;
         let losses = Arc::new(exporters::Losses::default());
-        let resource = resource(&cfg, self.attributes);
+        let mut code_attrs = self.attributes;
+        if let Some(version) = self.service_version {
+            code_attrs.push(KeyValue::new("service.version", version));
+        }
+        let resource = resource(&cfg, code_attrs);
 
         let mut tracer = SdkTracerProvider::builder()
             .with_resource(resource.clone())
@@ -349,10 +362,19 @@ fn resource(cfg: &EffectiveConfig, code: Vec<KeyValue>) -> Resource {
         .resource_attributes
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
+    // Host and OS from the contrib detectors; the process id, but not its
+    // command line, which can carry secrets.
     Resource::builder_empty()
         .with_detector(Box::new(
             opentelemetry_sdk::resource::TelemetryResourceDetector,
         ))
+        .with_detector(Box::new(
+            opentelemetry_resource_detectors::HostResourceDetector::default(),
+        ))
+        .with_detector(Box::new(
+            opentelemetry_resource_detectors::OsResourceDetector,
+        ))
+        .with_attribute(KeyValue::new("process.pid", i64::from(std::process::id())))
         .with_attributes(env_attrs)
         .with_attributes(code)
         .with_service_name(cfg.service_name.clone())

@@ -14,6 +14,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn install(vars: &[(&str, String)]) -> Telemetry {
     Telemetry::builder()
         .service_name("export-test")
+        .service_version("1.2.3")
         .resource_attribute(KeyValue::new("deployment.environment.name", "test"))
         // Only shutdown (or flush) exports, so the test proves it flushes.
         .env_map(
