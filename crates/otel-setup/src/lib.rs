@@ -114,7 +114,7 @@ pub fn init() -> Result<Telemetry, Error> {
 }
 
 /// Sets up telemetry; every setting here wins over the environment.
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[must_use]
 pub struct TelemetryBuilder {
     service_name: Option<String>,
@@ -125,6 +125,24 @@ pub struct TelemetryBuilder {
     metrics_exporters: Option<Vec<ExporterKind>>,
     otlp_endpoint: Option<(String, Protocol)>,
     quiet: bool,
+    local: bool,
+    span_processors: Vec<AddProcessor>,
+}
+
+type AddProcessor = Box<
+    dyn FnOnce(
+        opentelemetry_sdk::trace::TracerProviderBuilder,
+    ) -> opentelemetry_sdk::trace::TracerProviderBuilder,
+>;
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("service_name", &self.service_name)
+            .field("local", &self.local)
+            .field("span_processors", &self.span_processors.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TelemetryBuilder {
@@ -182,6 +200,26 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Build the providers without installing them (or the propagator)
+    /// globally: for several services in one process, as the demo runs
+    /// them. Use [`Telemetry::tracer_provider`] and
+    /// [`Telemetry::meter_provider`] to instrument.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Adds a span processor next to the configured exporters (to collect
+    /// spans in memory, say).
+    pub fn span_processor<P>(mut self, processor: P) -> Self
+    where
+        P: opentelemetry_sdk::trace::SpanProcessor + 'static,
+    {
+        self.span_processors
+            .push(Box::new(move |b| b.with_span_processor(processor)));
+        self
+    }
+
     /// Do not print configuration warnings (they stay in
     /// [`EffectiveConfig::warnings`]).
     pub fn quiet(mut self) -> Self {
@@ -227,7 +265,9 @@ impl TelemetryBuilder {
                 eprintln!("otel-setup: {w}");
             }
         }
-        global::set_text_map_propagator(propagator(&cfg.propagators));
+        if !self.local {
+            global::set_text_map_propagator(propagator(&cfg.propagators));
+        }
         if cfg.disabled {
             return Ok(Telemetry {
                 config: cfg,
@@ -280,6 +320,9 @@ impl TelemetryBuilder {
                 ),
             };
         }
+        for add in self.span_processors {
+            tracer = add(tracer);
+        }
         let tracer_provider = tracer.build();
 
         let mut meter = SdkMeterProvider::builder().with_resource(resource);
@@ -306,8 +349,10 @@ impl TelemetryBuilder {
         }
         let meter_provider = meter.build();
 
-        global::set_tracer_provider(tracer_provider.clone());
-        global::set_meter_provider(meter_provider.clone());
+        if !self.local {
+            global::set_tracer_provider(tracer_provider.clone());
+            global::set_meter_provider(meter_provider.clone());
+        }
         Ok(Telemetry {
             config: cfg,
             tracer_provider: Some(tracer_provider),

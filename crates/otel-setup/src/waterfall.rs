@@ -99,6 +99,8 @@ pub fn render(spans: &[WaterfallSpan]) -> String {
             None => by_trace.push((s.trace_id, vec![s])),
         }
     }
+    // Traces in the order they started.
+    by_trace.sort_by_key(|(_, spans)| spans.iter().map(|s| s.start).min());
     let mut out = String::new();
     for (trace_id, spans) in by_trace {
         let start = spans

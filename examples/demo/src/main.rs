@@ -1,0 +1,143 @@
+//! `cargo run`: starts order-service and user-service on 127.0.0.1, sends a
+//! few orders (a good one, an invalid one, one for an unknown user, and one
+//! that makes user-service fail), prints each trace as a waterfall across
+//! both services, and exits.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans also go there (Jaeger,
+//! a collector), as from the real services.
+#![forbid(unsafe_code)]
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SimpleSpanProcessor, SpanData, SpanExporter};
+use otel_setup::waterfall::{render, WaterfallSpan};
+use otel_setup::{ExporterKind, Telemetry};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+/// Keeps every span a service ends, tagged with its service name.
+#[derive(Debug, Clone)]
+struct Collect {
+    service: &'static str,
+    spans: Arc<Mutex<Vec<WaterfallSpan>>>,
+}
+
+impl SpanExporter for Collect {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if let Ok(mut spans) = self.spans.lock() {
+            spans.extend(
+                batch
+                    .iter()
+                    .map(|s| WaterfallSpan::from_span_data(s, self.service)),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn telemetry(
+    service: &'static str,
+    spans: &Arc<Mutex<Vec<WaterfallSpan>>>,
+) -> Result<Telemetry, otel_setup::Error> {
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.trim().is_empty());
+    let exporters = if otlp {
+        vec![ExporterKind::Otlp]
+    } else {
+        vec![]
+    };
+    Telemetry::builder()
+        .service_name(service)
+        .local()
+        .traces_exporters(exporters.clone())
+        .metrics_exporters(exporters)
+        .span_processor(SimpleSpanProcessor::new(Collect {
+            service,
+            spans: Arc::clone(spans),
+        }))
+        .install()
+}
+
+async fn serve(app: axum::Router) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    Ok(addr)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    opentelemetry::global::set_text_map_propagator(otel_propagation::default_propagator());
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let users = telemetry("user-service", &spans)?;
+    let orders = telemetry("order-service", &spans)?;
+    let (Some(ut), Some(um), Some(ot), Some(om)) = (
+        users.tracer_provider(),
+        users.meter_provider(),
+        orders.tracer_provider(),
+        orders.meter_provider(),
+    ) else {
+        return Err("OTEL_SDK_DISABLED is set: nothing to show".into());
+    };
+    let user_addr = serve(user_service::app(ut, um)).await?;
+    let order_addr = serve(order_service::app(ot, om, &format!("http://{user_addr}"))).await?;
+    println!("user-service  on http://{user_addr}");
+    println!("order-service on http://{order_addr}\n");
+
+    let orders_to_send = [
+        (
+            "a good order",
+            serde_json::json!({"user_id": 1, "item": "book", "quantity": 2}),
+        ),
+        (
+            "an invalid order",
+            serde_json::json!({"user_id": 1, "item": "", "quantity": 0}),
+        ),
+        (
+            "an unknown user",
+            serde_json::json!({"user_id": 42, "item": "pen", "quantity": 1}),
+        ),
+        (
+            "user-service failing",
+            serde_json::json!({"user_id": user_service::FAILING_USER, "item": "lamp", "quantity": 1}),
+        ),
+    ];
+    let client = reqwest::Client::new();
+    for (what, body) in orders_to_send {
+        let resp = client
+            .post(format!("http://{order_addr}/order"))
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        println!("POST /order ({what}) -> {status} {text}");
+    }
+    println!();
+
+    // Spans end with the response bodies; give the last ones a moment, then
+    // flush everything (OTLP too, if configured).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::task::spawn_blocking(move || {
+        users.shutdown();
+        orders.shutdown();
+    })
+    .await?;
+    let spans = spans.lock().map(|s| s.clone()).unwrap_or_default();
+    print!("{}", render(&spans));
+    Ok(())
+}
