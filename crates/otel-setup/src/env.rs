@@ -121,10 +121,17 @@ pub struct EffectiveConfig {
     pub traces_exporters: Vec<ExporterKind>,
     /// `OTEL_METRICS_EXPORTER`.
     pub metrics_exporters: Vec<ExporterKind>,
+    /// `OTEL_LOGS_EXPORTER` (used with the `tracing` feature's log bridge).
+    pub logs_exporters: Vec<ExporterKind>,
     /// OTLP settings for traces.
     pub traces_otlp: OtlpConfig,
     /// OTLP settings for metrics.
     pub metrics_otlp: OtlpConfig,
+    /// OTLP settings for logs.
+    pub logs_otlp: OtlpConfig,
+    /// `RUST_LOG`: what the `tracing` feature's subscriber logs (default
+    /// `info`).
+    pub rust_log: String,
     /// `OTEL_TRACES_SAMPLER` / `_ARG`.
     pub sampler: SamplerConfig,
     /// `OTEL_BSP_*`.
@@ -262,6 +269,7 @@ pub(crate) fn parse_key_values(value: &str) -> Result<Vec<(String, String)>, Str
 
 const SIGNAL_TRACES: (&str, &str) = ("TRACES", "v1/traces");
 const SIGNAL_METRICS: (&str, &str) = ("METRICS", "v1/metrics");
+const SIGNAL_LOGS: (&str, &str) = ("LOGS", "v1/logs");
 
 fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
     let specific = |setting: &str| format!("OTEL_EXPORTER_OTLP_{signal}_{setting}");
@@ -468,10 +476,15 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
     let metrics_exporters = r
         .list("OTEL_METRICS_EXPORTER", &exporters)
         .unwrap_or_else(|| vec![ExporterKind::Otlp]);
+    let logs_exporters = r
+        .list("OTEL_LOGS_EXPORTER", &exporters)
+        .unwrap_or_else(|| vec![ExporterKind::Otlp]);
     let propagators = propagators(&mut r);
     let sampler = sampler(&mut r);
     let traces_otlp = otlp(&mut r, SIGNAL_TRACES);
     let metrics_otlp = otlp(&mut r, SIGNAL_METRICS);
+    let logs_otlp = otlp(&mut r, SIGNAL_LOGS);
+    let rust_log = r.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
     let max_queue_size = r.count("OTEL_BSP_MAX_QUEUE_SIZE", 2048);
     let mut max_export_batch_size = r.count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512);
     if max_export_batch_size > max_queue_size {
@@ -499,8 +512,11 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
         propagators,
         traces_exporters,
         metrics_exporters,
+        logs_exporters,
         traces_otlp,
         metrics_otlp,
+        logs_otlp,
+        rust_log,
         sampler,
         batch,
         metric_export_interval,
@@ -544,6 +560,9 @@ mod tests {
         assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
         assert_eq!(c.traces_otlp.endpoint, "http://localhost:4318/v1/traces");
         assert_eq!(c.metrics_otlp.endpoint, "http://localhost:4318/v1/metrics");
+        assert_eq!(c.logs_otlp.endpoint, "http://localhost:4318/v1/logs");
+        assert_eq!(c.logs_exporters, [ExporterKind::Otlp]);
+        assert_eq!(c.rust_log, "info");
         assert_eq!(c.traces_otlp.protocol, Protocol::HttpProtobuf);
         assert_eq!(c.traces_otlp.timeout, Duration::from_secs(10));
         assert_eq!(c.batch.max_queue_size, 2048);
@@ -570,6 +589,8 @@ mod tests {
             "OTEL_EXPORTER_OTLP_TIMEOUT",
             "OTEL_BSP_MAX_QUEUE_SIZE",
             "OTEL_METRIC_EXPORT_INTERVAL",
+            "OTEL_LOGS_EXPORTER",
+            "RUST_LOG",
         ];
         let pairs: Vec<(&str, &str)> = all.iter().map(|k| (*k, "  ")).collect();
         assert_eq!(cfg(&pairs), cfg(&[]));
@@ -693,9 +714,14 @@ mod tests {
             ("logging,otlp", &[Otlp], true),
         ];
         for (v, want, warns) in cases {
-            let c = cfg(&[("OTEL_TRACES_EXPORTER", v), ("OTEL_METRICS_EXPORTER", v)]);
+            let c = cfg(&[
+                ("OTEL_TRACES_EXPORTER", v),
+                ("OTEL_METRICS_EXPORTER", v),
+                ("OTEL_LOGS_EXPORTER", v),
+            ]);
             assert_eq!(c.traces_exporters, *want, "{v}");
             assert_eq!(c.metrics_exporters, *want, "{v}");
+            assert_eq!(c.logs_exporters, *want, "{v}");
             assert_eq!(warned(&c, "OTEL_TRACES_EXPORTER"), *warns, "{v}");
         }
     }

@@ -41,7 +41,7 @@ impl Losses {
             self.warnings.fetch_add(1, Ordering::Relaxed);
             eprintln!(
                 "otel-setup: {what} could not be exported and were dropped ({error}); \
-                 spans dropped so far: {}. The application is not affected; export resumes \
+                 so far {} spans dropped. The application is not affected; export resumes \
                  when the collector answers. (At most one such warning a minute.)",
                 self.spans.load(Ordering::Relaxed)
             );
@@ -238,5 +238,77 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
 
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
+    }
+}
+
+/// Builds the OTLP log exporter.
+#[cfg(feature = "tracing")]
+pub(crate) fn log_exporter(
+    cfg: &OtlpConfig,
+    rt: &Handle,
+    losses: Arc<Losses>,
+) -> Result<OnRuntime<opentelemetry_otlp::LogExporter>, crate::Error> {
+    let _enter = rt.enter();
+    let exporter = match cfg.protocol {
+        Protocol::Grpc => {
+            let mut b = opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&cfg.endpoint)
+                .with_timeout(cfg.timeout)
+                .with_metadata(metadata(&cfg.headers));
+            if let Some(c) = otlp_compression(cfg.compression) {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            let mut b = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(http_protocol(cfg.protocol))
+                .with_endpoint(&cfg.endpoint)
+                .with_timeout(cfg.timeout)
+                .with_headers(cfg.headers.iter().cloned().collect());
+            if let Some(c) = otlp_compression(cfg.compression) {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+    }
+    .map_err(|e| build_error("log", e))?;
+    Ok(OnRuntime {
+        inner: Arc::new(exporter),
+        rt: rt.clone(),
+        losses,
+    })
+}
+
+#[cfg(feature = "tracing")]
+impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExporter
+    for OnRuntime<E>
+{
+    async fn export(&self, batch: opentelemetry_sdk::logs::LogBatch<'_>) -> OTelSdkResult {
+        // The batch log processor calls this from its own thread.
+        let result = if Handle::try_current().is_ok() {
+            Err(OTelSdkError::InternalFailure(
+                "log export called from inside an async runtime".into(),
+            ))
+        } else {
+            self.rt.block_on(self.inner.export(batch))
+        };
+        if let Err(e) = &result {
+            self.losses.warn("log records", e);
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let _enter = self.rt.enter();
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
     }
 }

@@ -49,6 +49,19 @@
 //! printed once to standard error and kept in [`EffectiveConfig::warnings`].
 //! `install` fails only for what cannot work at all.
 //!
+//! # `tracing` (feature `tracing`)
+//!
+//! The same call installs a `tracing` subscriber: `tracing` spans become
+//! OpenTelemetry spans (tracing-opentelemetry), so an `info_span!` or
+//! `#[instrument]` function inside an `OtelLayer` handler is a child of the
+//! server span; events become OpenTelemetry log records
+//! (opentelemetry-appender-tracing), exported per `OTEL_LOGS_EXPORTER` with
+//! the trace and span ids of where they were logged; and each line printed
+//! to the terminal starts with `trace_id=…`. `RUST_LOG` (default `info`)
+//! says what is logged; it never removes `OtelLayer`'s or
+//! `OtelMiddleware`'s spans, which are OpenTelemetry spans, not `tracing`
+//! ones.
+//!
 //! # Never hurting the application
 //!
 //! Exports run on a one-thread runtime owned by the guard, not on the
@@ -62,6 +75,8 @@
 
 mod env;
 mod exporters;
+#[cfg(feature = "tracing")]
+mod tracing_bridge;
 pub mod waterfall;
 
 pub use env::{
@@ -123,6 +138,7 @@ pub struct TelemetryBuilder {
     env: Option<HashMap<String, String>>,
     traces_exporters: Option<Vec<ExporterKind>>,
     metrics_exporters: Option<Vec<ExporterKind>>,
+    logs_exporters: Option<Vec<ExporterKind>>,
     otlp_endpoint: Option<(String, Protocol)>,
     quiet: bool,
     local: bool,
@@ -192,7 +208,13 @@ impl TelemetryBuilder {
         self
     }
 
-    /// The OTLP base endpoint and protocol for both signals, over
+    /// Log exporters, over `OTEL_LOGS_EXPORTER` (`tracing` feature).
+    pub fn logs_exporters(mut self, exporters: impl IntoIterator<Item = ExporterKind>) -> Self {
+        self.logs_exporters = Some(exporters.into_iter().collect());
+        self
+    }
+
+    /// The OTLP base endpoint and protocol for every signal, over
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` / `_PROTOCOL` (per-signal variables
     /// included).
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>, protocol: Protocol) -> Self {
@@ -242,10 +264,14 @@ impl TelemetryBuilder {
         if let Some(e) = &self.metrics_exporters {
             cfg.metrics_exporters = e.clone();
         }
+        if let Some(e) = &self.logs_exporters {
+            cfg.logs_exporters = e.clone();
+        }
         if let Some((endpoint, protocol)) = &self.otlp_endpoint {
             for (otlp, path) in [
                 (&mut cfg.traces_otlp, "v1/traces"),
                 (&mut cfg.metrics_otlp, "v1/metrics"),
+                (&mut cfg.logs_otlp, "v1/logs"),
             ] {
                 otlp.protocol = *protocol;
                 otlp.endpoint = match protocol {
@@ -273,6 +299,10 @@ impl TelemetryBuilder {
                 config: cfg,
                 tracer_provider: None,
                 meter_provider: None,
+                #[cfg(feature = "tracing")]
+                logger_provider: None,
+                #[cfg(feature = "tracing")]
+                dispatch: None,
                 runtime: None,
                 losses: Arc::default(),
             });
@@ -325,6 +355,32 @@ impl TelemetryBuilder {
         }
         let tracer_provider = tracer.build();
 
+        #[cfg(feature = "tracing")]
+        let mut cfg = cfg;
+        #[cfg(feature = "tracing")]
+        let (logger_provider, dispatch) = {
+            let logger =
+                tracing_bridge::logger_provider(&cfg, resource.clone(), runtime.handle(), &losses)?;
+            let mut warnings = Vec::new();
+            let dispatch = tracing_bridge::dispatch(&cfg, &tracer_provider, &logger, &mut warnings);
+            if !self.quiet {
+                for w in &warnings {
+                    eprintln!("otel-setup: {w}");
+                }
+            }
+            cfg.warnings.extend(warnings);
+            if !self.local && tracing::dispatcher::set_global_default(dispatch.clone()).is_err() {
+                cfg.warnings.push(ConfigWarning {
+                    variable: "tracing".into(),
+                    value: "global subscriber".into(),
+                    message: "a global tracing subscriber was already set; ours was not installed \
+                              (use Telemetry::tracing_dispatch to run code under it)"
+                        .into(),
+                });
+            }
+            (Some(logger), Some(dispatch))
+        };
+
         let mut meter = SdkMeterProvider::builder().with_resource(resource);
         for kind in &cfg.metrics_exporters {
             meter = match kind {
@@ -357,6 +413,10 @@ impl TelemetryBuilder {
             config: cfg,
             tracer_provider: Some(tracer_provider),
             meter_provider: Some(meter_provider),
+            #[cfg(feature = "tracing")]
+            logger_provider,
+            #[cfg(feature = "tracing")]
+            dispatch,
             runtime: Some(runtime),
             losses,
         })
@@ -433,6 +493,10 @@ pub struct Telemetry {
     config: EffectiveConfig,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    #[cfg(feature = "tracing")]
+    logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    #[cfg(feature = "tracing")]
+    dispatch: Option<tracing::Dispatch>,
     runtime: Option<tokio::runtime::Runtime>,
     losses: Arc<exporters::Losses>,
 }
@@ -462,6 +526,14 @@ impl Telemetry {
         self.meter_provider.as_ref()
     }
 
+    /// The `tracing` subscriber this telemetry feeds (`tracing` feature). It
+    /// is installed globally unless [`TelemetryBuilder::local`] was used; run
+    /// code under it with `tracing::instrument::WithSubscriber`.
+    #[cfg(feature = "tracing")]
+    pub fn tracing_dispatch(&self) -> Option<&tracing::Dispatch> {
+        self.dispatch.as_ref()
+    }
+
     /// Spans that could not be exported and were dropped so far.
     pub fn dropped_spans(&self) -> u64 {
         self.losses.spans.load(Ordering::Relaxed)
@@ -474,6 +546,10 @@ impl Telemetry {
         }
         if let Some(m) = &self.meter_provider {
             let _ = m.force_flush();
+        }
+        #[cfg(feature = "tracing")]
+        if let Some(l) = &self.logger_provider {
+            let _ = l.force_flush();
         }
     }
 
@@ -488,6 +564,10 @@ impl Telemetry {
         }
         if let Some(m) = self.meter_provider.take() {
             let _ = m.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        }
+        #[cfg(feature = "tracing")]
+        if let Some(l) = self.logger_provider.take() {
+            let _ = l.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
         }
         if let Some(rt) = self.runtime.take() {
             // Never blocks, so it is safe inside an async context too.

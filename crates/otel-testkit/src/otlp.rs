@@ -2,6 +2,10 @@
 //! gzip) on 127.0.0.1, built on `opentelemetry-proto`'s server types, that
 //! keeps what it receives.
 
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    logs_service_server::{LogsService, LogsServiceServer},
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     metrics_service_server::{MetricsService, MetricsServiceServer},
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -78,8 +82,24 @@ fn attr_string(attrs: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
+/// One received log record.
+#[derive(Clone, Debug)]
+pub struct ReceivedLog {
+    /// The resource's attributes.
+    pub resource: Vec<KeyValue>,
+    /// The body, as a string.
+    pub body: String,
+    /// Severity text (`INFO`, `ERROR`, ...).
+    pub severity: String,
+    /// Trace id, hex (empty when logged outside a trace).
+    pub trace_id: String,
+    /// Span id, hex.
+    pub span_id: String,
+}
+
 #[derive(Default, Debug)]
 struct Store {
+    logs: Mutex<Vec<ExportLogsServiceRequest>>,
     traces: Mutex<Vec<ExportTraceServiceRequest>>,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
     headers: Mutex<Vec<http::HeaderMap>>,
@@ -131,6 +151,22 @@ impl MetricsService for Grpc {
             m.push(request.into_inner());
         }
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        if self.0.failing().is_some() {
+            return Err(tonic::Status::unavailable("receiver set to fail"));
+        }
+        if let Ok(mut l) = self.0.logs.lock() {
+            l.push(request.into_inner());
+        }
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
 
@@ -202,6 +238,7 @@ impl OtlpReceiver {
                 let grpc = tonic::transport::Server::builder()
                     .add_service(TraceServiceServer::new(Grpc(Arc::clone(&s))))
                     .add_service(MetricsServiceServer::new(Grpc(Arc::clone(&s))))
+                    .add_service(LogsServiceServer::new(Grpc(Arc::clone(&s))))
                     .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
                         grpc_listener,
                     ));
@@ -311,6 +348,40 @@ impl OtlpReceiver {
         out
     }
 
+    /// Every log record received so far.
+    pub fn logs(&self) -> Vec<ReceivedLog> {
+        let Ok(logs) = self.store.logs.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for req in logs.iter() {
+            for rl in &req.resource_logs {
+                let resource = rl
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.clone())
+                    .unwrap_or_default();
+                for sl in &rl.scope_logs {
+                    for rec in &sl.log_records {
+                        let body = match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
+                            Some(any_value::Value::StringValue(s)) => s.clone(),
+                            Some(other) => format!("{other:?}"),
+                            None => String::new(),
+                        };
+                        out.push(ReceivedLog {
+                            resource: resource.clone(),
+                            body,
+                            severity: rec.severity_text.clone(),
+                            trace_id: hex(&rec.trace_id),
+                            span_id: hex(&rec.span_id),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The headers (gRPC metadata) of every trace export received.
     pub fn trace_request_headers(&self) -> Vec<http::HeaderMap> {
         self.store
@@ -371,8 +442,25 @@ fn http_app(store: Arc<Store>) -> axum::Router {
         }
         StatusCode::OK
     }
+    async fn logs(
+        State(store): State<Arc<Store>>,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> StatusCode {
+        if let Some(status) = store.failing() {
+            return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let Some(req) = decode::<ExportLogsServiceRequest>(&headers, &body) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        if let Ok(mut l) = store.logs.lock() {
+            l.push(req);
+        }
+        StatusCode::OK
+    }
     axum::Router::new()
         .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
         .route("/v1/metrics", post(metrics))
         .with_state(store)
 }

@@ -48,12 +48,25 @@ fn telemetry(
         .service_name(service)
         .local()
         .traces_exporters(exporters.clone())
-        .metrics_exporters(exporters)
+        .metrics_exporters(exporters.clone())
+        .logs_exporters(exporters)
         .span_processor(SimpleSpanProcessor::new(Collect {
             service,
             spans: Arc::clone(spans),
         }))
         .install()
+}
+
+fn with_dispatch(app: axum::Router, telemetry: &Telemetry) -> axum::Router {
+    let Some(dispatch) = telemetry.tracing_dispatch().cloned() else {
+        return app;
+    };
+    app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            use tracing::instrument::WithSubscriber;
+            next.run(req).with_subscriber(dispatch.clone())
+        },
+    ))
 }
 
 async fn serve(app: axum::Router) -> std::io::Result<std::net::SocketAddr> {
@@ -93,8 +106,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     ) else {
         return Err("OTEL_SDK_DISABLED is set: nothing to show".into());
     };
-    let user_addr = serve(user_service::app(ut, um)).await?;
-    let order_addr = serve(order_service::app(ot, om, &format!("http://{user_addr}"))).await?;
+    // Both services share this process: each runs its requests under its
+    // own tracing subscriber, so its tracing spans and logs are its own.
+    let user_addr = serve(with_dispatch(user_service::app(ut, um), &users)).await?;
+    let order_addr = serve(with_dispatch(
+        order_service::app(ot, om, &format!("http://{user_addr}")),
+        &orders,
+    ))
+    .await?;
     println!("user-service  on http://{user_addr}");
     println!("order-service on http://{order_addr}\n");
 

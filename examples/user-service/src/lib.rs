@@ -84,8 +84,14 @@ async fn get_user(tracer: Arc<BoxedTracer>, id: u32) -> Response {
     })
     .await;
     match found {
-        Err(()) => (StatusCode::INTERNAL_SERVER_ERROR, "database unavailable").into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, "no such user").into_response(),
+        Err(()) => {
+            tracing::error!(id, "database unavailable");
+            (StatusCode::INTERNAL_SERVER_ERROR, "database unavailable").into_response()
+        }
+        Ok(None) => {
+            tracing::info!(id, "no such user");
+            (StatusCode::NOT_FOUND, "no such user").into_response()
+        }
         Ok(Some(name)) => {
             step(&tracer, "cache_set", 3, |cx| {
                 cx.span()
