@@ -256,3 +256,20 @@ fn code_settings_beat_the_environment() {
     assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
     assert!(cfg.warnings[0].to_string().contains("OTEL_TRACES_SAMPLER"));
 }
+
+#[test]
+fn an_endpoint_that_cannot_work_is_a_clear_error() {
+    let err = Telemetry::builder()
+        .env_map([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "not a url"),
+        ])
+        .quiet()
+        .install()
+        .expect_err("an unparsable endpoint cannot work");
+    let text = err.to_string();
+    assert!(
+        text.contains("trace exporter") && text.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{text}"
+    );
+}

@@ -13,6 +13,18 @@ async fn validate_order(id: u32) {
     tracing::info!(id, "order validated");
 }
 
+/// A tracing span around an instrumented reqwest call: the CLIENT span is
+/// its child.
+#[tracing::instrument(skip(client))]
+async fn fetch_user(client: &reqwest_middleware::ClientWithMiddleware, url: String) -> u16 {
+    client
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_spans_and_logs_join_the_request_trace() {
     let rx = OtlpReceiver::start();
@@ -32,20 +44,28 @@ async fn tracing_spans_and_logs_join_the_request_trace() {
         "{:?}",
         t.effective_config().warnings
     );
-    let app = Router::new()
-        .route(
-            "/work",
-            get(|| async {
-                tracing::info!("handling work");
-                validate_order(7).await;
-                "done"
-            }),
-        )
-        .layer(otel_tower::OtelLayer::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(otel_reqwest::OtelMiddleware::new())
+        .build();
+    let app = Router::new()
+        .route(
+            "/work",
+            get(move || {
+                let client = client.clone();
+                async move {
+                    tracing::info!("handling work");
+                    validate_order(7).await;
+                    fetch_user(&client, format!("http://{addr}/user")).await;
+                    "done"
+                }
+            }),
+        )
+        .route("/user", get(|| async { "alice" }))
+        .layer(otel_tower::OtelLayer::new());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let body = reqwest::get(format!("http://{addr}/work"))
         .await
@@ -59,7 +79,7 @@ async fn tracing_spans_and_logs_join_the_request_trace() {
         .await
         .expect("shutdown");
 
-    let spans = rx.wait_for_spans(2, Duration::from_secs(10));
+    let spans = rx.wait_for_spans(5, Duration::from_secs(10));
     let server = spans
         .iter()
         .find(|s| s.span.name == "GET /work")
@@ -74,6 +94,26 @@ async fn tracing_spans_and_logs_join_the_request_trace() {
         server.span_id(),
         "the tracing span is a child of the server span"
     );
+
+    let fetch = spans
+        .iter()
+        .find(|s| s.span.name == "fetch_user")
+        .expect("tracing span");
+    let call = spans
+        .iter()
+        .find(|s| s.span.kind == 3)
+        .expect("client span");
+    assert_eq!(fetch.parent_id(), server.span_id());
+    assert_eq!(
+        call.parent_id(),
+        fetch.span_id(),
+        "the tracing span parents the CLIENT span"
+    );
+    let downstream = spans
+        .iter()
+        .find(|s| s.span.name == "GET /user")
+        .expect("downstream server span");
+    assert_eq!(downstream.parent_id(), call.span_id());
 
     let logs = rx.logs();
     let handling = logs
