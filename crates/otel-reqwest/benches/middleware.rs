@@ -7,28 +7,15 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry::trace::noop::NoopTracerProvider;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use otel_reqwest::OtelMiddleware;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        std::hint::black_box(batch);
-        Ok(())
-    }
-}
 
 fn tracer(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .with_span_processor(BatchSpanProcessor::builder(otel_testkit::DiscardSpanExporter).build())
         .build()
 }
 

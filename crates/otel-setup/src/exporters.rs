@@ -75,45 +75,60 @@ fn metadata(headers: &[(String, String)]) -> tonic::metadata::MetadataMap {
     map
 }
 
-/// Builds the OTLP span exporter. Must run inside `rt` (gRPC channels spawn
-/// their connection task there).
+/// Applies endpoint, timeout, headers and compression to a gRPC builder.
+fn tonic<B: WithExportConfig + WithTonicConfig>(b: B, cfg: &OtlpConfig) -> B {
+    let b = b
+        .with_endpoint(&cfg.endpoint)
+        .with_timeout(cfg.timeout)
+        .with_metadata(metadata(&cfg.headers));
+    match otlp_compression(cfg.compression) {
+        Some(c) => b.with_compression(c),
+        None => b,
+    }
+}
+
+/// The same for an HTTP builder, with the encoding.
+fn http<B: WithExportConfig + WithHttpConfig>(b: B, cfg: &OtlpConfig) -> B {
+    let b = b
+        .with_protocol(http_protocol(cfg.protocol))
+        .with_endpoint(&cfg.endpoint)
+        .with_timeout(cfg.timeout)
+        .with_headers(cfg.headers.iter().cloned().collect());
+    match otlp_compression(cfg.compression) {
+        Some(c) => b.with_compression(c),
+        None => b,
+    }
+}
+
+/// Builds one signal's OTLP exporter inside `rt` (gRPC channels spawn their
+/// connection task there) and wraps it to run there.
+macro_rules! otlp_exporter {
+    ($exporter:ty, $signal:literal, $cfg:expr, $rt:expr, $losses:expr) => {{
+        let (cfg, rt): (&OtlpConfig, &Handle) = ($cfg, $rt);
+        let _enter = rt.enter();
+        let built = match cfg.protocol {
+            Protocol::Grpc => tonic(<$exporter>::builder().with_tonic(), cfg).build(),
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                http(<$exporter>::builder().with_http(), cfg).build()
+            }
+        };
+        built
+            .map_err(|e| build_error($signal, e))
+            .map(|exporter| OnRuntime {
+                inner: Arc::new(exporter),
+                rt: rt.clone(),
+                losses: $losses,
+            })
+    }};
+}
+
+/// Builds the OTLP span exporter.
 pub(crate) fn span_exporter(
     cfg: &OtlpConfig,
     rt: &Handle,
     losses: Arc<Losses>,
 ) -> Result<OnRuntime<opentelemetry_otlp::SpanExporter>, crate::Error> {
-    let _enter = rt.enter();
-    let exporter = match cfg.protocol {
-        Protocol::Grpc => {
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_metadata(metadata(&cfg.headers));
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(http_protocol(cfg.protocol))
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_headers(cfg.headers.iter().cloned().collect());
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-    }
-    .map_err(|e| build_error("trace", e))?;
-    Ok(OnRuntime {
-        inner: Arc::new(exporter),
-        rt: rt.clone(),
-        losses,
-    })
+    otlp_exporter!(opentelemetry_otlp::SpanExporter, "trace", cfg, rt, losses)
 }
 
 /// Builds the OTLP metric exporter (cumulative temporality).
@@ -122,38 +137,13 @@ pub(crate) fn metric_exporter(
     rt: &Handle,
     losses: Arc<Losses>,
 ) -> Result<OnRuntime<opentelemetry_otlp::MetricExporter>, crate::Error> {
-    let _enter = rt.enter();
-    let exporter = match cfg.protocol {
-        Protocol::Grpc => {
-            let mut b = opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_metadata(metadata(&cfg.headers));
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            let mut b = opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(http_protocol(cfg.protocol))
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_headers(cfg.headers.iter().cloned().collect());
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-    }
-    .map_err(|e| build_error("metric", e))?;
-    Ok(OnRuntime {
-        inner: Arc::new(exporter),
-        rt: rt.clone(),
-        losses,
-    })
+    otlp_exporter!(
+        opentelemetry_otlp::MetricExporter,
+        "metric",
+        cfg,
+        rt,
+        losses
+    )
 }
 
 fn http_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {
@@ -248,38 +238,7 @@ pub(crate) fn log_exporter(
     rt: &Handle,
     losses: Arc<Losses>,
 ) -> Result<OnRuntime<opentelemetry_otlp::LogExporter>, crate::Error> {
-    let _enter = rt.enter();
-    let exporter = match cfg.protocol {
-        Protocol::Grpc => {
-            let mut b = opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_metadata(metadata(&cfg.headers));
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-        Protocol::HttpProtobuf | Protocol::HttpJson => {
-            let mut b = opentelemetry_otlp::LogExporter::builder()
-                .with_http()
-                .with_protocol(http_protocol(cfg.protocol))
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(cfg.timeout)
-                .with_headers(cfg.headers.iter().cloned().collect());
-            if let Some(c) = otlp_compression(cfg.compression) {
-                b = b.with_compression(c);
-            }
-            b.build()
-        }
-    }
-    .map_err(|e| build_error("log", e))?;
-    Ok(OnRuntime {
-        inner: Arc::new(exporter),
-        rt: rt.clone(),
-        losses,
-    })
+    otlp_exporter!(opentelemetry_otlp::LogExporter, "log", cfg, rt, losses)
 }
 
 #[cfg(feature = "tracing")]

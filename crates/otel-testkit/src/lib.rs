@@ -204,6 +204,18 @@ fn sorted<'a>(attrs: impl Iterator<Item = &'a KeyValue>) -> Vec<KeyValue> {
     v
 }
 
+/// A span exporter that drops every batch: for benchmarks that should pay
+/// for the whole SDK pipeline but no I/O.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSpanExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
 /// One histogram data point.
 #[derive(Debug, Clone)]
 pub struct HistogramPoint {

@@ -403,64 +403,67 @@ impl Drop for OtlpReceiver {
     }
 }
 
+/// Decodes an HTTP export and hands it to `keep`, answering as a collector
+/// does (or with the failure the test asked for).
+fn ingest<T: Message + Default + serde::de::DeserializeOwned>(
+    store: &Store,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    keep: impl FnOnce(&Store, T),
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    if let Some(status) = store.failing() {
+        return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    match decode::<T>(headers, body) {
+        Some(req) => {
+            keep(store, req);
+            StatusCode::OK
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn push<T>(list: &Mutex<Vec<T>>, item: T) {
+    if let Ok(mut l) = list.lock() {
+        l.push(item);
+    }
+}
+
 fn http_app(store: Arc<Store>) -> axum::Router {
     use axum::extract::State;
-    use axum::http::StatusCode;
     use axum::routing::post;
-    async fn traces(
-        State(store): State<Arc<Store>>,
-        headers: http::HeaderMap,
-        body: bytes::Bytes,
-    ) -> StatusCode {
-        if let Some(status) = store.failing() {
-            return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        let Some(req) = decode::<ExportTraceServiceRequest>(&headers, &body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        if let Ok(mut h) = store.headers.lock() {
-            h.push(headers);
-        }
-        if let Ok(mut t) = store.traces.lock() {
-            t.push(req);
-        }
-        StatusCode::OK
-    }
-    async fn metrics(
-        State(store): State<Arc<Store>>,
-        headers: http::HeaderMap,
-        body: bytes::Bytes,
-    ) -> StatusCode {
-        if let Some(status) = store.failing() {
-            return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        let Some(req) = decode::<ExportMetricsServiceRequest>(&headers, &body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        if let Ok(mut m) = store.metrics.lock() {
-            m.push(req);
-        }
-        StatusCode::OK
-    }
-    async fn logs(
-        State(store): State<Arc<Store>>,
-        headers: http::HeaderMap,
-        body: bytes::Bytes,
-    ) -> StatusCode {
-        if let Some(status) = store.failing() {
-            return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        let Some(req) = decode::<ExportLogsServiceRequest>(&headers, &body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        if let Ok(mut l) = store.logs.lock() {
-            l.push(req);
-        }
-        StatusCode::OK
-    }
     axum::Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/logs", post(logs))
-        .route("/v1/metrics", post(metrics))
+        .route(
+            "/v1/traces",
+            post(
+                |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    ingest(&s, &h, &b, |s, req: ExportTraceServiceRequest| {
+                        push(&s.headers, h.clone());
+                        push(&s.traces, req);
+                    })
+                },
+            ),
+        )
+        .route(
+            "/v1/metrics",
+            post(
+                |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    ingest(&s, &h, &b, |s, req: ExportMetricsServiceRequest| {
+                        push(&s.metrics, req)
+                    })
+                },
+            ),
+        )
+        .route(
+            "/v1/logs",
+            post(
+                |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    ingest(&s, &h, &b, |s, req: ExportLogsServiceRequest| {
+                        push(&s.logs, req)
+                    })
+                },
+            ),
+        )
         .with_state(store)
 }

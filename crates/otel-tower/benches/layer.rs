@@ -12,23 +12,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use http_body_util::BodyExt;
 use opentelemetry::trace::noop::NoopTracerProvider;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use otel_tower::OtelLayer;
 use tower::{Service, ServiceExt};
-
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        std::hint::black_box(batch);
-        Ok(())
-    }
-}
 
 fn router() -> Router {
     Router::new().route("/users/{id}", get(|| async { "alice" }))
@@ -37,7 +24,7 @@ fn router() -> Router {
 fn tracer(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .with_span_processor(BatchSpanProcessor::builder(otel_testkit::DiscardSpanExporter).build())
         .build()
 }
 

@@ -14,11 +14,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use opentelemetry::global::{BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{TraceContextExt, Tracer};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use otel_reqwest::{OtelMiddleware, UrlTemplate};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,39 +63,16 @@ where
             .build(),
     )
     .build();
-    let state =
-        Arc::new(AppState {
-            tracer: BoxedTracer::new(tracer_provider.boxed_tracer(
-                opentelemetry::InstrumentationScope::builder("order-service").build(),
-            )),
-            client,
-            user_service: user_service.trim_end_matches('/').to_owned(),
-            next_id: AtomicU64::new(1),
-        });
-    Router::new()
+    let state = Arc::new(AppState {
+        tracer: example_support::tracer(tracer_provider, "order-service"),
+        client,
+        user_service: user_service.trim_end_matches('/').to_owned(),
+        next_id: AtomicU64::new(1),
+    });
+    let router = Router::new()
         .route("/order", post(create_order))
-        .route("/health", get(|| async { "ok" }))
-        .with_state(state)
-        .layer(
-            otel_tower::OtelLayer::builder()
-                .tracer_provider(tracer_provider)
-                .meter_provider(meter_provider)
-                .filter(|req| req.uri.path() != "/health")
-                .build(),
-        )
-}
-
-async fn step<R>(
-    tracer: &BoxedTracer,
-    name: &'static str,
-    ms: u64,
-    work: impl FnOnce(&Context) -> R,
-) -> R {
-    let cx = Context::current_with_span(tracer.start(name));
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    let out = work(&cx);
-    cx.span().end();
-    out
+        .with_state(state);
+    example_support::instrumented(router, tracer_provider, meter_provider)
 }
 
 fn record_exception(message: &str) {
@@ -165,7 +142,7 @@ async fn create_order(
         }
     };
 
-    let id = step(&state.tracer, "save_to_database", 10, |cx| {
+    let id = example_support::step(&state.tracer, "save_to_database", 10, |cx| {
         let id = state.next_id.fetch_add(1, Ordering::Relaxed);
         cx.span()
             .set_attribute(KeyValue::new("app.order.id", id as i64));

@@ -3,9 +3,55 @@
 //! a graceful shutdown on SIGTERM or Ctrl-C that flushes telemetry.
 #![forbid(unsafe_code)]
 
+use axum::routing::get;
 use axum::Router;
+use opentelemetry::global::{BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::trace::{TraceContextExt, Tracer};
+use opentelemetry::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Adds `GET /health` (not traced) and `OtelLayer` with the given providers.
+pub fn instrumented<T, M>(router: Router, tracer_provider: &T, meter_provider: &M) -> Router
+where
+    T: ObjectSafeTracerProvider + ?Sized,
+    M: MeterProvider + ?Sized,
+{
+    router.route("/health", get(|| async { "ok" })).layer(
+        otel_tower::OtelLayer::builder()
+            .tracer_provider(tracer_provider)
+            .meter_provider(meter_provider)
+            .filter(|req| req.uri.path() != "/health")
+            .build(),
+    )
+}
+
+/// A tracer for a service's own spans.
+pub fn tracer<T: ObjectSafeTracerProvider + ?Sized>(
+    provider: &T,
+    name: &'static str,
+) -> BoxedTracer {
+    BoxedTracer::new(
+        provider.boxed_tracer(opentelemetry::InstrumentationScope::builder(name).build()),
+    )
+}
+
+/// Simulated work: a child span of the current context named `name`, lasting
+/// `ms`, around `work`.
+pub async fn step<R>(
+    tracer: &BoxedTracer,
+    name: &'static str,
+    ms: u64,
+    work: impl FnOnce(&Context) -> R,
+) -> R {
+    let cx = Context::current_with_span(tracer.start(name));
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let out = work(&cx);
+    cx.span().end();
+    out
+}
 
 /// Runs a service: `<binary>` serves, `<binary> healthcheck` probes a running
 /// one (for container health checks, which have no curl).

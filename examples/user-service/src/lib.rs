@@ -10,10 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use opentelemetry::global::{BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::MeterProvider;
-use opentelemetry::trace::{Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::KeyValue;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The user this id fails for, to show an error crossing services.
 pub const FAILING_USER: u32 = 13;
@@ -35,41 +34,16 @@ where
     T: ObjectSafeTracerProvider + ?Sized,
     M: MeterProvider + ?Sized,
 {
-    let tracer = Arc::new(BoxedTracer::new(tracer_provider.boxed_tracer(
-        opentelemetry::InstrumentationScope::builder("user-service").build(),
-    )));
-    Router::new()
-        .route(
-            "/users/{id}",
-            get(move |Path(id): Path<u32>| get_user(tracer.clone(), id)),
-        )
-        .route("/health", get(|| async { "ok" }))
-        .layer(
-            otel_tower::OtelLayer::builder()
-                .tracer_provider(tracer_provider)
-                .meter_provider(meter_provider)
-                .filter(|req| req.uri.path() != "/health")
-                .build(),
-        )
-}
-
-/// Runs `work` inside a child span of the current context, for `ms`.
-async fn step<R>(
-    tracer: &BoxedTracer,
-    name: &'static str,
-    ms: u64,
-    work: impl FnOnce(&Context) -> R,
-) -> R {
-    let span = tracer.start(name);
-    let cx = Context::current_with_span(span);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    let out = work(&cx);
-    cx.span().end();
-    out
+    let tracer = Arc::new(example_support::tracer(tracer_provider, "user-service"));
+    let router = Router::new().route(
+        "/users/{id}",
+        get(move |Path(id): Path<u32>| get_user(tracer.clone(), id)),
+    );
+    example_support::instrumented(router, tracer_provider, meter_provider)
 }
 
 async fn get_user(tracer: Arc<BoxedTracer>, id: u32) -> Response {
-    let found = step(&tracer, "db_query", 15, |cx| {
+    let found = example_support::step(&tracer, "db_query", 15, |cx| {
         let span = cx.span();
         span.set_attribute(KeyValue::new("db.system.name", "memory"));
         span.set_attribute(KeyValue::new("app.user_id", i64::from(id)));
@@ -93,7 +67,7 @@ async fn get_user(tracer: Arc<BoxedTracer>, id: u32) -> Response {
             (StatusCode::NOT_FOUND, "no such user").into_response()
         }
         Ok(Some(name)) => {
-            step(&tracer, "cache_set", 3, |cx| {
+            example_support::step(&tracer, "cache_set", 3, |cx| {
                 cx.span()
                     .set_attribute(KeyValue::new("app.cache.key", format!("user:{id}")));
             })
