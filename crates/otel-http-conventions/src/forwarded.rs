@@ -76,6 +76,99 @@ pub fn forwarded_client_address(headers: &HeaderMap) -> Option<&str> {
         .find_map(|line| line.split(',').next().and_then(parse_node))
 }
 
+/// The proxies whose `Forwarded` / `X-Forwarded-*` headers are believed,
+/// as CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
+///
+/// ```
+/// use otel_http_conventions::TrustedProxies;
+///
+/// let proxies = TrustedProxies::new(["10.0.0.0/8", "192.0.2.7"]).unwrap();
+/// assert!(proxies.contains("10.1.2.3".parse().unwrap()));
+/// assert!(!proxies.contains("203.0.113.1".parse().unwrap()));
+/// let err = TrustedProxies::new(["10.0.0.0/33"]).unwrap_err();
+/// assert!(err.contains("10.0.0.0/33"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(std::sync::Arc<[ipnet::IpNet]>);
+
+impl TrustedProxies {
+    /// Parses CIDR blocks or single addresses. The error names the entry
+    /// that is neither.
+    pub fn new<I, S>(cidrs: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut nets = Vec::new();
+        for c in cidrs {
+            let c = c.as_ref().trim();
+            let net = c
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{c:?} is not a CIDR block (like 10.0.0.0/8) or an IP address")
+                })?;
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets.into()))
+    }
+
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// `client.address` when only trusted proxies' headers count.
+///
+/// A peer that is not a trusted proxy is the client, whatever its headers
+/// say. Otherwise the forwarding chain (`Forwarded: for=`, else
+/// `X-Forwarded-For`) is read from the right, skipping trusted proxies: the
+/// first address that is not one is the client, so a client cannot choose
+/// what is recorded by sending its own header.
+///
+/// ```
+/// use otel_http_conventions::{trusted_client_address, TrustedProxies};
+///
+/// let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2".parse().unwrap());
+/// let via_proxy = trusted_client_address(&headers, "10.0.0.1".parse().unwrap(), &proxies);
+/// assert_eq!(via_proxy, "203.0.113.9");
+/// let direct = trusted_client_address(&headers, "198.51.100.4".parse().unwrap(), &proxies);
+/// assert_eq!(direct, "198.51.100.4");
+/// ```
+pub fn trusted_client_address(
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+    trusted: &TrustedProxies,
+) -> String {
+    if !trusted.contains(peer) {
+        return peer.to_string();
+    }
+    let mut chain: Vec<&str> = forwarded_params(headers, "for").collect();
+    if chain.is_empty() {
+        chain = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|line| line.split(','))
+            .collect();
+    }
+    for entry in chain.iter().rev() {
+        let Some(host) = parse_node(entry) else {
+            break;
+        };
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(ip) => continue,
+            Ok(ip) => return ip.to_string(),
+            // An obfuscated identifier (`_hidden`) set by a trusted proxy.
+            Err(_) => return host.to_owned(),
+        }
+    }
+    peer.to_string()
+}
+
 /// The scheme the client used: `Forwarded: proto=`, then `X-Forwarded-Proto`.
 pub fn forwarded_scheme(headers: &HeaderMap) -> Option<&str> {
     let valid = |s: &&str| {
@@ -360,6 +453,61 @@ mod tests {
         ]);
         let hp = server_host_port(&h, &uri, "http", false).map(|hp| (hp.host, hp.port));
         assert_eq!(hp, Some(("real", Some(81))));
+    }
+
+    #[test]
+    fn trusted_proxies_client_address_table() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8", "fd00::/8"]).expect("cidrs");
+        let cases: &[(Headers, &str, &str)] = &[
+            // Untrusted peers are the client, whatever they send.
+            (
+                &[("x-forwarded-for", "1.1.1.1")],
+                "203.0.113.5",
+                "203.0.113.5",
+            ),
+            (
+                &[("forwarded", "for=1.1.1.1")],
+                "203.0.113.5",
+                "203.0.113.5",
+            ),
+            // Through trusted proxies: the right-most untrusted entry.
+            (
+                &[("x-forwarded-for", "198.51.100.1")],
+                "10.0.0.1",
+                "198.51.100.1",
+            ),
+            (
+                &[("x-forwarded-for", "6.6.6.6, 198.51.100.1, 10.0.0.9")],
+                "10.0.0.1",
+                "198.51.100.1",
+            ),
+            (
+                &[
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("x-forwarded-for", "198.51.100.1"),
+                ],
+                "10.0.0.1",
+                "198.51.100.1",
+            ),
+            (
+                &[(
+                    "forwarded",
+                    "for=6.6.6.6, for=\"[2001:db8::1]:80\", for=fd00::2",
+                )],
+                "fd00::1",
+                "2001:db8::1",
+            ),
+            (&[("forwarded", "for=_hidden")], "10.0.0.1", "_hidden"),
+            // Nothing forwarded, or only proxies: the peer.
+            (&[], "10.0.0.1", "10.0.0.1"),
+            (&[("x-forwarded-for", "10.0.0.3")], "10.0.0.1", "10.0.0.1"),
+            (&[("x-forwarded-for", "garbage")], "10.0.0.1", "garbage"),
+            (&[("x-forwarded-for", "")], "10.0.0.1", "10.0.0.1"),
+        ];
+        for (pairs, peer, want) in cases {
+            let got = trusted_client_address(&headers(pairs), peer.parse().expect("ip"), &proxies);
+            assert_eq!(got, *want, "{pairs:?} from {peer}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod url;
 
 pub use forwarded::{
     default_port, forwarded_client_address, forwarded_scheme, parse_host_port, parse_node,
-    server_host_port, HostPort,
+    server_host_port, trusted_client_address, HostPort, TrustedProxies,
 };
 pub use headers::{env as header_env, HeaderCapture, HeaderSide};
 pub use instrumentation::{

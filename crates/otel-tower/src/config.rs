@@ -7,7 +7,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::SpanRef;
 use otel_http_conventions::{
     CommonOptions, HeaderCapture, HeaderSide, KnownMethods, PropagatorChoice, Resolved,
-    SensitiveQueryParameters, Side,
+    SensitiveQueryParameters, Side, TrustedProxies,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -54,7 +54,18 @@ pub(crate) struct Config {
     pub(crate) span_name: Option<Box<SpanNameFn>>,
     pub(crate) request_hook: Option<Box<RequestHook>>,
     pub(crate) response_hook: Option<Box<ResponseHook>>,
-    pub(crate) trust_forwarded: bool,
+    pub(crate) forwarding: Forwarding,
+}
+
+/// Whose `Forwarded` / `X-Forwarded-*` headers are believed.
+#[derive(Clone, Debug)]
+pub(crate) enum Forwarding {
+    /// Everyone's (the conventions' default).
+    All,
+    /// No one's.
+    Ignore,
+    /// Only when the peer is one of these proxies.
+    Trusted(TrustedProxies),
 }
 
 impl fmt::Debug for Config {
@@ -64,7 +75,7 @@ impl fmt::Debug for Config {
             .field("filter", &self.filter.is_some())
             .field("public_endpoint", &self.public_endpoint.is_some())
             .field("span_name", &self.span_name.is_some())
-            .field("trust_forwarded", &self.trust_forwarded)
+            .field("forwarding", &self.forwarding)
             .finish_non_exhaustive()
     }
 }
@@ -94,7 +105,7 @@ pub struct OtelLayerBuilder {
     span_name: Option<Box<SpanNameFn>>,
     request_hook: Option<Box<RequestHook>>,
     response_hook: Option<Box<ResponseHook>>,
-    trust_forwarded: bool,
+    forwarding: Forwarding,
 }
 
 impl fmt::Debug for OtelLayerBuilder {
@@ -114,7 +125,7 @@ impl Default for OtelLayerBuilder {
             span_name: None,
             request_hook: None,
             response_hook: None,
-            trust_forwarded: true,
+            forwarding: Forwarding::All,
         }
     }
 }
@@ -244,7 +255,32 @@ impl OtelLayerBuilder {
     /// front of the service overwrites them, so callers cannot choose what is
     /// recorded.
     pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
-        self.trust_forwarded = trust;
+        self.forwarding = if trust {
+            Forwarding::All
+        } else {
+            Forwarding::Ignore
+        };
+        self
+    }
+
+    /// Believe `Forwarded` and `X-Forwarded-*` only from these proxies: when
+    /// the connection's peer is one of them, `client.address` is the
+    /// right-most address in the forwarding chain that is not a trusted
+    /// proxy, and the forwarded host and scheme are used; from any other peer
+    /// the headers are ignored and the peer is the client. Needs the peer
+    /// address (axum's `ConnectInfo<SocketAddr>`, or a `SocketAddr`
+    /// extension); without it nothing forwarded is believed.
+    ///
+    /// ```
+    /// use otel_http_conventions::TrustedProxies;
+    ///
+    /// let layer = otel_tower::OtelLayer::builder()
+    ///     .trusted_proxies(TrustedProxies::new(["10.0.0.0/8"]).expect("valid CIDR"))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.forwarding = Forwarding::Trusted(proxies);
         self
     }
 
@@ -304,7 +340,7 @@ impl OtelLayerBuilder {
             span_name: self.span_name,
             request_hook: self.request_hook,
             response_hook: self.response_hook,
-            trust_forwarded: self.trust_forwarded,
+            forwarding: self.forwarding,
         };
         crate::OtelLayer {
             config: Arc::new(config),

@@ -58,7 +58,8 @@
 //! start a new trace linked to theirs), `capture_request_headers` /
 //! `capture_response_headers` (allow-lists; nothing by default),
 //! `sensitive_query_parameters`, `known_methods`,
-//! `trust_forwarded_headers`, `sampling_attributes`, `request_hook` /
+//! `trust_forwarded_headers` / `trusted_proxies` (whose forwarding headers
+//! are believed), `sampling_attributes`, `request_hook` /
 //! `response_hook` (called only for recorded spans), `active_requests` and
 //! `body_size`.
 //!
@@ -99,7 +100,8 @@
 //!   the span is known to be recorded. `sampling_attributes(true)` passes them
 //!   all to the sampler instead.
 //! - `Forwarded` / `X-Forwarded-*` are trusted by default, as the conventions
-//!   ask; turn that off where no proxy overwrites them.
+//!   ask; turn that off where no proxy overwrites them, or name the proxies
+//!   with `trusted_proxies` so `client.address` cannot be spoofed.
 //! - Place the layer with `Router::layer`, so it runs after routing and sees
 //!   `MatchedPath`. Outside axum, put a [`Route`] in the request extensions
 //!   before this layer runs to name the route.

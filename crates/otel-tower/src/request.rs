@@ -1,13 +1,13 @@
 //! One instrumented request: its span, its metric attributes, and how it ends.
 
-use crate::config::{Config, RequestHead, ResponseHead};
+use crate::config::{Config, Forwarding, RequestHead, ResponseHead};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, protocol_version, server_host_port,
-    server_status_is_error, status_code_str, HostPort,
+    server_status_is_error, status_code_str, trusted_client_address, HostPort,
 };
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -89,7 +89,12 @@ impl RequestState {
         let start_time = SystemTime::now();
         let method = config.common.known_methods.normalize(head.method);
         let route = matched_route(head.extensions);
-        let forwarded = config.trust_forwarded;
+        let peer = peer_address(head.extensions);
+        let forwarded = match &config.forwarding {
+            Forwarding::All => true,
+            Forwarding::Ignore => false,
+            Forwarding::Trusted(proxies) => peer.is_some_and(|p| proxies.contains(p.ip())),
+        };
         let scheme = forwarded
             .then(|| forwarded_scheme(head.headers))
             .flatten()
@@ -133,7 +138,7 @@ impl RequestState {
             attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         }
         if config.common.sampling_attributes {
-            push_request_attributes(config, head, &method, route, host_port, &mut attrs);
+            push_request_attributes(config, head, &method, route, host_port, peer, &mut attrs);
         }
         let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
@@ -146,7 +151,7 @@ impl RequestState {
         let recording = span.is_recording();
         if recording && !config.common.sampling_attributes {
             let mut rest = Vec::with_capacity(12);
-            push_request_attributes(config, head, &method, route, host_port, &mut rest);
+            push_request_attributes(config, head, &method, route, host_port, peer, &mut rest);
             span.set_attributes(rest);
         }
         let cx = parent.with_span(span);
@@ -331,6 +336,7 @@ fn push_request_attributes(
     method: &otel_http_conventions::NormalizedMethod<'_>,
     route: Option<&str>,
     host_port: Option<HostPort<'_>>,
+    peer: Option<SocketAddr>,
     out: &mut Vec<KeyValue>,
 ) {
     out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
@@ -356,13 +362,16 @@ fn push_request_attributes(
     if let Some(hp) = host_port {
         out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
     }
-    let peer = peer_address(head.extensions);
-    let client = config
-        .trust_forwarded
-        .then(|| forwarded_client_address(head.headers))
-        .flatten()
-        .map(str::to_owned)
-        .or_else(|| peer.map(|p| p.ip().to_string()));
+    let from_peer = || peer.map(|p| p.ip().to_string());
+    let client = match &config.forwarding {
+        Forwarding::All => forwarded_client_address(head.headers)
+            .map(str::to_owned)
+            .or_else(from_peer),
+        Forwarding::Ignore => from_peer(),
+        Forwarding::Trusted(proxies) => {
+            peer.map(|p| trusted_client_address(head.headers, p.ip(), proxies))
+        }
+    };
     if let Some(client) = client {
         out.push(KeyValue::new(attr::CLIENT_ADDRESS, client));
     }

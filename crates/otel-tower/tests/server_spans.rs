@@ -447,3 +447,32 @@ async fn scope_carries_name_version_and_schema() {
     assert_eq!(scope.version(), Some(env!("CARGO_PKG_VERSION")));
     assert_eq!(scope.schema_url(), Some(otel_http_conventions::SCHEMA_URL));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_decide_whose_forwarded_headers_count() {
+    use otel_http_conventions::TrustedProxies;
+    let cases = [
+        // The test client (127.0.0.1) is a trusted proxy: the right-most
+        // untrusted hop is the client, the forwarded host is used.
+        ("127.0.0.0/8", "198.51.100.1", "shop.example"),
+        // It is not: nothing it forwards is believed.
+        ("10.0.0.0/8", "127.0.0.1", "127.0.0.1"),
+    ];
+    for (cidr, client, server) in cases {
+        let t = TestTelemetry::new();
+        let proxies = TrustedProxies::new([cidr]).expect("cidr");
+        let app = routes(&t).layer(layer(&t).trusted_proxies(proxies).build());
+        let addr = serve(app).await;
+        send(
+            request("GET", addr, "/users/1")
+                .header("x-forwarded-for", "6.6.6.6, 198.51.100.1")
+                .header("x-forwarded-host", "shop.example")
+                .body(Full::default())
+                .expect("req"),
+        )
+        .await;
+        let span = server_span(&t);
+        assert_eq!(span.attr_str("client.address"), client, "{cidr}");
+        assert_eq!(span.attr_str("server.address"), server, "{cidr}");
+    }
+}
