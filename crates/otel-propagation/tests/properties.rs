@@ -1,0 +1,130 @@
+//! Property tests of extraction: any input, no panic, bounded output,
+//! malformed input ignored. Cases default to 10,000 per property; set
+//! `PROPTEST_CASES=1000000` for a long run.
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::Context;
+use otel_propagation::{default_propagator, extract_with, inject_with};
+use proptest::prelude::*;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    ProptestConfig::with_cases(cases)
+}
+
+fn headers(lines: &[(&'static str, Vec<u8>)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, bytes) in lines {
+        if let Ok(v) = HeaderValue::from_bytes(bytes) {
+            h.append(*name, v);
+        }
+    }
+    h
+}
+
+/// Bytes that look like a traceparent often enough to reach deep paths.
+fn traceparent_like() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..120),
+        "[0-9a-fA-F -]{0,70}".prop_map(String::into_bytes),
+        (
+            0u8..=255,
+            any::<u128>(),
+            any::<u64>(),
+            any::<u8>(),
+            "[ -~]{0,12}"
+        )
+            .prop_map(|(v, t, s, f, tail)| format!(
+                "{v:02x}-{t:032x}-{s:016x}-{f:02x}{tail}"
+            )
+            .into_bytes()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn traceparent_extraction_never_panics_and_is_valid_or_absent(
+        lines in prop::collection::vec(traceparent_like(), 0..3),
+        state in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..3),
+    ) {
+        let mut all: Vec<(&'static str, Vec<u8>)> = lines.into_iter().map(|l| ("traceparent", l)).collect();
+        all.extend(state.into_iter().map(|s| ("tracestate", s)));
+        let cx = extract_with(&default_propagator(), &headers(&all));
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_valid() {
+            prop_assert!(sc.is_remote());
+            prop_assert!(sc.trace_flags().to_u8() & !0x03 == 0, "only known flag bits");
+            prop_assert!(sc.trace_state().header().split(',').filter(|m| !m.is_empty()).count() <= 32);
+            // What we extracted, we can send on, and read back the same.
+            let mut out = HeaderMap::new();
+            inject_with(&default_propagator(), &cx, &mut out);
+            let back = extract_with(&default_propagator(), &out);
+            prop_assert_eq!(back.span().span_context().trace_id(), sc.trace_id());
+            prop_assert_eq!(back.span().span_context().span_id(), sc.span_id());
+            prop_assert_eq!(back.span().span_context().trace_flags(), sc.trace_flags());
+        } else {
+            prop_assert!(!sc.trace_state().header().contains('='), "no tracestate without traceparent");
+        }
+    }
+
+    #[test]
+    fn baggage_extraction_is_bounded_and_round_trips(
+        lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..2000), 0..4),
+    ) {
+        let all: Vec<(&'static str, Vec<u8>)> = lines.into_iter().map(|l| ("baggage", l)).collect();
+        let cx = extract_with(&default_propagator(), &headers(&all));
+        let baggage = cx.baggage();
+        prop_assert!(baggage.len() <= 64);
+        let mut out = HeaderMap::new();
+        inject_with(&default_propagator(), &cx, &mut out);
+        if let Some(v) = out.get("baggage") {
+            prop_assert!(v.len() <= 8192);
+            let back = extract_with(&default_propagator(), &out);
+            prop_assert_eq!(back.baggage().len(), baggage.len());
+            for (k, (v, _)) in baggage {
+                prop_assert_eq!(back.baggage().get(k.as_str()), Some(v));
+            }
+        } else {
+            prop_assert!(baggage.is_empty());
+        }
+    }
+
+    #[test]
+    fn any_valid_context_round_trips(
+        trace in 1u128..,
+        span in 1u64..,
+        flags in 0u8..4,
+        members in prop::collection::vec(("[a-z][a-z0-9_*/-]{0,20}", "[!-+--<>-~]{1,20}"), 0..10),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let members: Vec<(String, String)> = members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+        let state = TraceState::from_key_value(members.clone()).unwrap_or_default();
+        let sc = SpanContext::new(TraceId::from(trace), SpanId::from(span), TraceFlags::new(flags), true, state.clone());
+        let cx = Context::new().with_remote_span_context(sc);
+        let mut out = HeaderMap::new();
+        inject_with(&default_propagator(), &cx, &mut out);
+        let back = extract_with(&default_propagator(), &out);
+        let got = back.span().span_context().clone();
+        prop_assert_eq!(got.trace_id(), TraceId::from(trace));
+        prop_assert_eq!(got.span_id(), SpanId::from(span));
+        prop_assert_eq!(got.trace_flags().to_u8(), flags);
+        prop_assert_eq!(got.trace_state().header(), state.header());
+    }
+}
+
+#[test]
+fn fields_cover_every_header_read() {
+    let p = default_propagator();
+    let mut fields: Vec<&str> = p.fields().collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["baggage", "traceparent", "tracestate"]);
+}
