@@ -106,9 +106,18 @@ struct Store {
     /// 0: answer normally; otherwise the HTTP status to fail with (gRPC
     /// answers UNAVAILABLE).
     fail_with: AtomicU16,
+    /// Milliseconds to wait before answering.
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
+    async fn pause(&self) {
+        let ms = self.delay_ms.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
     fn failing(&self) -> Option<u16> {
         match self.fail_with.load(Ordering::Relaxed) {
             0 => None,
@@ -125,6 +134,7 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.pause().await;
         if self.0.failing().is_some() {
             return Err(tonic::Status::unavailable("receiver set to fail"));
         }
@@ -144,6 +154,7 @@ impl MetricsService for Grpc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.pause().await;
         if self.0.failing().is_some() {
             return Err(tonic::Status::unavailable("receiver set to fail"));
         }
@@ -160,6 +171,7 @@ impl LogsService for Grpc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.0.pause().await;
         if self.0.failing().is_some() {
             return Err(tonic::Status::unavailable("receiver set to fail"));
         }
@@ -276,9 +288,17 @@ impl OtlpReceiver {
         self.store.fail_with.store(status, Ordering::Relaxed);
     }
 
-    /// Answers normally again.
+    /// Answers normally again (no failure, no delay).
     pub fn recover(&self) {
         self.store.fail_with.store(0, Ordering::Relaxed);
+        self.store.delay_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Waits `delay` before answering each export: a slow collector.
+    pub fn delay(&self, delay: Duration) {
+        self.store
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Every span received so far.
@@ -438,6 +458,7 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             "/v1/traces",
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    s.pause().await;
                     ingest(&s, &h, &b, |s, req: ExportTraceServiceRequest| {
                         push(&s.headers, h.clone());
                         push(&s.traces, req);
@@ -449,6 +470,7 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             "/v1/metrics",
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    s.pause().await;
                     ingest(&s, &h, &b, |s, req: ExportMetricsServiceRequest| {
                         push(&s.metrics, req)
                     })
@@ -459,6 +481,7 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             "/v1/logs",
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
+                    s.pause().await;
                     ingest(&s, &h, &b, |s, req: ExportLogsServiceRequest| {
                         push(&s.logs, req)
                     })
