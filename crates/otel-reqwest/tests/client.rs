@@ -468,3 +468,33 @@ async fn c1_header_capture_is_opt_in() {
         .iter()
         .all(|kv| !kv.value.as_str().contains("secret")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_never_recorded_by_default() {
+    let t = TestTelemetry::new();
+    let addr = serve().await;
+    client(&t)
+        .get(format!(
+            "http://user:s3cr3t-pw@127.0.0.1:{}/status/200?Signature=s3cr3t-sig&page=2",
+            addr.port()
+        ))
+        .header("authorization", "Bearer s3cr3t-token")
+        .header("cookie", "session=s3cr3t-cookie")
+        .header("proxy-authorization", "Basic s3cr3t-proxy")
+        .header("x-api-key", "s3cr3t-key")
+        .send()
+        .await
+        .expect("response");
+    let span = client_span(&t);
+    assert!(span
+        .attr_str("url.full")
+        .ends_with("?Signature=REDACTED&page=2"));
+    for kv in &span.attributes {
+        assert!(
+            !kv.value.as_str().contains("s3cr3t"),
+            "{} leaked: {}",
+            kv.key,
+            kv.value
+        );
+    }
+}

@@ -476,3 +476,44 @@ async fn trusted_proxies_decide_whose_forwarded_headers_count() {
         assert_eq!(span.attr_str("server.address"), server, "{cidr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_never_recorded_by_default() {
+    let t = TestTelemetry::new();
+    let app = routes(&t)
+        .route(
+            "/login",
+            axum::routing::get(|| async {
+                ([("set-cookie", "session=s3cr3t-cookie; HttpOnly")], "ok")
+            }),
+        )
+        .layer(layer(&t).build());
+    let addr = serve(app).await;
+    send(
+        request(
+            "GET",
+            addr,
+            "/login?sig=s3cr3t-sig&X-Amz-Credential=s3cr3t-cred&page=2",
+        )
+        .header("authorization", "Bearer s3cr3t-token")
+        .header("cookie", "session=s3cr3t-cookie")
+        .header("proxy-authorization", "Basic s3cr3t-proxy")
+        .header("x-api-key", "s3cr3t-key")
+        .body(Full::default())
+        .expect("req"),
+    )
+    .await;
+    let span = server_span(&t);
+    assert_eq!(
+        span.attr_str("url.query"),
+        "sig=REDACTED&X-Amz-Credential=REDACTED&page=2"
+    );
+    for kv in &span.attributes {
+        assert!(
+            !kv.value.as_str().contains("s3cr3t"),
+            "{} leaked: {}",
+            kv.key,
+            kv.value
+        );
+    }
+}
