@@ -45,7 +45,7 @@ fn start_service(port: u16, endpoint: &str) -> Child {
             cmd.env_remove(k);
         }
     }
-    let child = cmd
+    let mut child = cmd
         .envs([
             ("PORT", port.to_string()),
             ("HOST", "127.0.0.1".into()),
@@ -69,6 +69,8 @@ fn start_service(port: u16, endpoint: &str) -> Child {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("user-service did not listen");
 }
 
