@@ -5,9 +5,10 @@
 use http::header::{FORWARDED, HOST};
 use http::{HeaderMap, Uri};
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+// Header names as constants: a lookup by `&str` parses the name every time.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 
 /// Iterates the values of one `Forwarded` parameter (`for`, `host`,
 /// `proto`) across every header line and element, in order, quotes removed.
