@@ -71,6 +71,23 @@ impl NormalizedMethod<'_> {
         DEFAULT_KNOWN_METHODS.iter().find(|m| **m == name).copied()
     }
 
+    /// The span name `{method} {target}` (`HTTP {target}` for an unknown
+    /// method), built without the formatting machinery: it is on every
+    /// request's path, sampled or not.
+    ///
+    /// ```
+    /// let m = otel_http_conventions::KnownMethods::default().normalize(&http::Method::GET);
+    /// assert_eq!(m.span_name_with("/users/{id}"), "GET /users/{id}");
+    /// ```
+    pub fn span_name_with(&self, target: &str) -> String {
+        let method = self.span_name();
+        let mut name = String::with_capacity(method.len() + 1 + target.len());
+        name.push_str(method);
+        name.push(' ');
+        name.push_str(target);
+        name
+    }
+
     /// Whether the method is outside the known set.
     pub fn is_other(&self) -> bool {
         self.original.is_some()

@@ -119,7 +119,7 @@ impl RequestState {
                 Some(name) => Cow::Borrowed(name),
                 None => Cow::Owned(method.span_name().to_owned()),
             },
-            (None, Some(route)) => Cow::Owned(format!("{} {}", method.span_name(), route)),
+            (None, Some(route)) => Cow::Owned(method.span_name_with(route)),
         };
 
         let method_value = method.value.clone();
