@@ -128,17 +128,29 @@ impl TestTelemetry {
         self.metrics.get_finished_metrics().ok()?.pop()
     }
 
-    /// The data points of the histogram `name`: attributes, count and sum.
-    pub fn histogram(&self, name: &str) -> Vec<HistogramPoint> {
+    /// Calls `f` with the data of every metric named `name` collected so far.
+    fn each_metric(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&opentelemetry_sdk::metrics::data::Metric),
+    ) {
         let Some(rm) = self.metrics() else {
-            return Vec::new();
+            return;
         };
-        let mut out = Vec::new();
         for metric in rm
             .scope_metrics()
             .flat_map(|s| s.metrics())
             .filter(|m| m.name() == name)
         {
+            f(metric);
+        }
+    }
+
+    /// The data points of the histogram `name`: attributes, count and sum.
+    pub fn histogram(&self, name: &str) -> Vec<HistogramPoint> {
+        let mut out = Vec::new();
+        self.each_metric(name, |metric| {
+            let unit = metric.unit();
             match metric.data() {
                 AggregatedMetrics::F64(MetricData::Histogram(h)) => {
                     out.extend(h.data_points().map(|p| HistogramPoint {
@@ -146,7 +158,7 @@ impl TestTelemetry {
                         count: p.count(),
                         sum: p.sum(),
                         bounds: p.bounds().collect(),
-                        unit: metric.unit().to_owned(),
+                        unit: unit.to_owned(),
                     }))
                 }
                 AggregatedMetrics::U64(MetricData::Histogram(h)) => {
@@ -155,41 +167,32 @@ impl TestTelemetry {
                         count: p.count(),
                         sum: p.sum() as f64,
                         bounds: p.bounds().collect(),
-                        unit: metric.unit().to_owned(),
+                        unit: unit.to_owned(),
                     }))
                 }
                 _ => {}
             }
-        }
+        });
         out
     }
 
     /// The data points of the sum or up-down counter `name`.
     pub fn sum(&self, name: &str) -> Vec<(Vec<KeyValue>, f64)> {
-        let Some(rm) = self.metrics() else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for metric in rm
-            .scope_metrics()
-            .flat_map(|s| s.metrics())
-            .filter(|m| m.name() == name)
-        {
-            match metric.data() {
-                AggregatedMetrics::I64(MetricData::Sum(s)) => out.extend(
-                    s.data_points()
-                        .map(|p| (sorted(p.attributes()), p.value() as f64)),
-                ),
-                AggregatedMetrics::U64(MetricData::Sum(s)) => out.extend(
-                    s.data_points()
-                        .map(|p| (sorted(p.attributes()), p.value() as f64)),
-                ),
-                AggregatedMetrics::F64(MetricData::Sum(s)) => {
-                    out.extend(s.data_points().map(|p| (sorted(p.attributes()), p.value())))
-                }
-                _ => {}
+        self.each_metric(name, |metric| match metric.data() {
+            AggregatedMetrics::I64(MetricData::Sum(s)) => out.extend(
+                s.data_points()
+                    .map(|p| (sorted(p.attributes()), p.value() as f64)),
+            ),
+            AggregatedMetrics::U64(MetricData::Sum(s)) => out.extend(
+                s.data_points()
+                    .map(|p| (sorted(p.attributes()), p.value() as f64)),
+            ),
+            AggregatedMetrics::F64(MetricData::Sum(s)) => {
+                out.extend(s.data_points().map(|p| (sorted(p.attributes()), p.value())))
             }
-        }
+            _ => {}
+        });
         out
     }
 }
