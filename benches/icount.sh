@@ -3,6 +3,7 @@
 # (I(N2) - I(N1)) / (N2 - N1) under valgrind --tool=callgrind, which counts
 # instructions, not time, so the result does not depend on machine load.
 # Usage: bash benches/icount.sh [N1] [N2]   (defaults 1000 and 6000)
+# VARIANTS="bare otel_sampled" limits the run to those variants (bare first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
@@ -20,7 +21,8 @@ count() {
 }
 bare=""
 printf '| variant | instructions/request | added over bare |\n| --- | --- | --- |\n'
-for v in bare otel_sampled otel_not_sampled otel_metrics_only tower_http_trace axum_tracing_opentelemetry instrumentation_tower; do
+variants=${VARIANTS:-bare otel_sampled otel_not_sampled otel_metrics_only tower_http_trace axum_tracing_opentelemetry instrumentation_tower}
+for v in $variants; do
   a=$(count "$v" "$n1")
   b=$(count "$v" "$n2")
   per=$(( (b - a) / (n2 - n1) ))

@@ -2,36 +2,16 @@
 //! the tracer, meter and propagator are chosen, and the HTTP metric
 //! instruments.
 
-use crate::{
-    HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, DURATION_BUCKETS, SCHEMA_URL,
-};
+use crate::metrics::HttpMetrics;
+use crate::{HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, SCHEMA_URL};
 use http::HeaderMap;
 use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::{Context, InstrumentationScope};
 use otel_propagation::{HeaderExtractor, HeaderInjector};
 use std::fmt;
 use std::sync::Arc;
-
-/// Bucket boundaries for body sizes, which the conventions leave open:
-/// 0 B, then 64 B to 1 GiB in powers of four.
-pub const BODY_SIZE_BUCKETS: [f64; 14] = [
-    0.0,
-    64.0,
-    256.0,
-    1024.0,
-    4096.0,
-    16384.0,
-    65536.0,
-    262144.0,
-    1048576.0,
-    4194304.0,
-    16777216.0,
-    67108864.0,
-    268435456.0,
-    1073741824.0,
-];
 
 /// The propagator an instrumentation uses: one it was given, or the global
 /// one, which cannot be held and so is read at each use.
@@ -135,74 +115,6 @@ pub enum Side {
     Server,
     /// `http.client.*`
     Client,
-}
-
-/// The HTTP metric instruments of one side.
-#[derive(Debug)]
-pub struct HttpMetrics {
-    /// `http.{server,client}.request.duration`, seconds.
-    pub duration: Histogram<f64>,
-    /// `http.{server,client}.active_requests`, when opted in.
-    pub active: Option<UpDownCounter<i64>>,
-    /// `http.{server,client}.request.body.size`, when opted in.
-    pub request_body: Option<Histogram<u64>>,
-    /// `http.{server,client}.response.body.size`, when opted in.
-    pub response_body: Option<Histogram<u64>>,
-}
-
-impl HttpMetrics {
-    /// Creates the instruments: the duration always, the others if asked.
-    pub fn new(meter: &Meter, side: Side, active: bool, body_size: bool) -> Self {
-        use opentelemetry_semantic_conventions::metric as m;
-        let (duration, active_name, req_body, resp_body, who) = match side {
-            Side::Server => (
-                m::HTTP_SERVER_REQUEST_DURATION,
-                m::HTTP_SERVER_ACTIVE_REQUESTS,
-                m::HTTP_SERVER_REQUEST_BODY_SIZE,
-                m::HTTP_SERVER_RESPONSE_BODY_SIZE,
-                "server",
-            ),
-            Side::Client => (
-                m::HTTP_CLIENT_REQUEST_DURATION,
-                m::HTTP_CLIENT_ACTIVE_REQUESTS,
-                m::HTTP_CLIENT_REQUEST_BODY_SIZE,
-                m::HTTP_CLIENT_RESPONSE_BODY_SIZE,
-                "client",
-            ),
-        };
-        let body = |name: &'static str, what: &str| {
-            meter
-                .u64_histogram(name)
-                .with_unit("By")
-                .with_description(format!("Size of HTTP {who} {what} bodies."))
-                .with_boundaries(BODY_SIZE_BUCKETS.to_vec())
-                .build()
-        };
-        HttpMetrics {
-            duration: meter
-                .f64_histogram(duration)
-                .with_unit("s")
-                .with_description(format!("Duration of HTTP {who} requests."))
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            active: active.then(|| {
-                meter
-                    .i64_up_down_counter(active_name)
-                    .with_unit("{request}")
-                    .with_description(format!("Number of active HTTP {who} requests."))
-                    .build()
-            }),
-            request_body: body_size.then(|| body(req_body, "request")),
-            response_body: body_size.then(|| body(resp_body, "response")),
-        }
-    }
-
-    /// Adds `delta` to the active-requests counter, if it is on.
-    pub fn active_add(&self, delta: i64, attrs: &[opentelemetry::KeyValue]) {
-        if let Some(active) = &self.active {
-            active.add(delta, attrs);
-        }
-    }
 }
 
 /// What an instrumentation runs with, every choice made.

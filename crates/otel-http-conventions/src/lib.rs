@@ -35,6 +35,7 @@ mod forwarded;
 mod headers;
 mod instrumentation;
 mod method;
+mod metrics;
 mod status;
 mod url;
 
@@ -43,11 +44,12 @@ pub use forwarded::{
     server_host_port, trusted_client_address, HostPort, TrustedProxies,
 };
 pub use headers::{env as header_env, HeaderCapture, HeaderSide};
-pub use instrumentation::{
-    scope, CommonOptions, HttpMetrics, PropagatorChoice, Resolved, Side, BODY_SIZE_BUCKETS,
-};
+pub use instrumentation::{scope, CommonOptions, PropagatorChoice, Resolved, Side};
 pub use method::{
     KnownMethods, NormalizedMethod, DEFAULT_KNOWN_METHODS, KNOWN_METHODS_ENV, OTHER_METHOD,
+};
+pub use metrics::{
+    HttpMetrics, Measurement, MetricKey, BODY_SIZE_BUCKETS, MAX_BOUND_ATTRIBUTE_SETS,
 };
 pub use opentelemetry_semantic_conventions as semconv;
 pub use status::{

@@ -8,7 +8,8 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status, TraceContex
 use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
-    client_status_is_error, protocol_version, status_code_str, ERROR_TYPE_OTHER,
+    client_status_is_error, protocol_version, status_code_str, Measurement, MetricKey,
+    ERROR_TYPE_OTHER,
 };
 use reqwest_middleware::{Middleware, Next};
 use std::borrow::Cow;
@@ -71,8 +72,13 @@ struct Attempt {
     start: Instant,
     start_time: SystemTime,
     /// `http.request.method`, `server.address`, `server.port`, `url.template`:
-    /// the attributes every metric carries.
+    /// the span's first attributes and the active-requests set.
     base_attrs: Vec<KeyValue>,
+    /// The same values, for the duration and body-size metrics.
+    method: StringValue,
+    host: Option<StringValue>,
+    port: Option<u16>,
+    template: Option<Arc<str>>,
     request_body_size: Option<u64>,
     finished: bool,
 }
@@ -100,27 +106,24 @@ impl Attempt {
         span.end_with_timestamp(self.start_time + elapsed);
 
         let metrics = &self.config.common.metrics;
-        let mut attrs = Vec::with_capacity(self.base_attrs.len() + 3);
-        attrs.extend(self.base_attrs.iter().cloned());
-        if let Some(status) = status {
-            attrs.push(KeyValue::new(
-                attr::HTTP_RESPONSE_STATUS_CODE,
-                i64::from(status),
-            ));
-        }
-        if let Some(error_type) = error_type {
-            attrs.push(KeyValue::new(attr::ERROR_TYPE, error_type));
-        }
-        if let Some(version) = version {
-            attrs.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
-        }
-        metrics.duration.record(elapsed.as_secs_f64(), &attrs);
-        if let (Some(h), Some(size)) = (&metrics.request_body, self.request_body_size) {
-            h.record(size, &attrs);
-        }
-        if let (Some(h), Some(size)) = (&metrics.response_body, response_body_size) {
-            h.record(size, &attrs);
-        }
+        let key = MetricKey {
+            method: self.method.as_str(),
+            server_address: self.host.as_ref().map(StringValue::as_str),
+            server_port: self.port,
+            url_template: self.template.as_deref(),
+            status,
+            error_type: error_type.as_ref().map(StringValue::as_str),
+            protocol_version: version,
+            ..MetricKey::default()
+        };
+        metrics.record(
+            &key,
+            Measurement {
+                duration: elapsed.as_secs_f64(),
+                request_body_size: self.request_body_size,
+                response_body_size,
+            },
+        );
         if let Some(active) = &metrics.active {
             active.add(-1, &self.base_attrs);
         }
@@ -206,13 +209,15 @@ impl Middleware for OtelMiddleware {
             },
         };
 
+        let method_value = method.value.clone();
         let mut base_attrs = Vec::with_capacity(4);
         base_attrs.push(KeyValue::new(
             attr::HTTP_REQUEST_METHOD,
             method.value.clone(),
         ));
-        if let Some(host) = host {
-            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, host.to_owned()));
+        let host = host.map(|h| StringValue::from(Arc::<str>::from(h)));
+        if let Some(host) = &host {
+            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, host.clone()));
         }
         if let Some(port) = port {
             base_attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
@@ -307,6 +312,10 @@ impl Middleware for OtelMiddleware {
             start,
             start_time,
             base_attrs,
+            method: method_value,
+            host,
+            port,
+            template,
             request_body_size,
             finished: false,
         };

@@ -7,7 +7,8 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, protocol_version, server_host_port,
-    server_status_is_error, status_code_str, trusted_client_address, HostPort,
+    server_status_is_error, status_code_str, trusted_client_address, HostPort, Measurement,
+    MetricKey,
 };
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -21,13 +22,42 @@ pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
 /// `error.type` when the handler panicked while this layer was polling it.
 pub const ERROR_TYPE_PANIC: &str = "panic";
 
-/// The route template of the request, from axum's `MatchedPath`.
-fn matched_route(extensions: &http::Extensions) -> Option<&str> {
+/// The route template of a request, held without copying it.
+#[derive(Clone)]
+enum RouteValue {
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+    Given(Arc<str>),
+}
+
+impl RouteValue {
+    fn as_str(&self) -> &str {
+        match self {
+            #[cfg(feature = "axum")]
+            RouteValue::Matched(path) => path.as_str(),
+            RouteValue::Given(route) => route,
+        }
+    }
+}
+
+/// The route template of the request, from axum's `MatchedPath` or a
+/// [`Route`](crate::Route) extension.
+fn matched_route(extensions: &http::Extensions) -> Option<RouteValue> {
     #[cfg(feature = "axum")]
     if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-        return Some(path.as_str());
+        return Some(RouteValue::Matched(path.clone()));
     }
-    extensions.get::<crate::Route>().map(|r| r.0.as_ref())
+    extensions
+        .get::<crate::Route>()
+        .map(|r| RouteValue::Given(Arc::clone(&r.0)))
+}
+
+/// The attributes of `http.server.active_requests`.
+fn active_attributes(method: &StringValue, scheme: &StringValue) -> [KeyValue; 2] {
+    [
+        KeyValue::new(attr::HTTP_REQUEST_METHOD, method.clone()),
+        KeyValue::new(attr::URL_SCHEME, scheme.clone()),
+    ]
 }
 
 /// The address of the connection's peer: axum's `ConnectInfo<SocketAddr>`,
@@ -70,9 +100,11 @@ pub(crate) struct RequestState {
     recording: bool,
     start: Instant,
     start_time: SystemTime,
-    /// `http.request.method` and `url.scheme`: also the active-requests set.
-    base_attrs: [KeyValue; 2],
-    route: Option<StringValue>,
+    /// `http.request.method`, normalized.
+    method: StringValue,
+    /// `url.scheme`.
+    scheme: StringValue,
+    route: Option<RouteValue>,
     version: Option<&'static str>,
     status: Option<StatusCode>,
     request_body_size: Option<u64>,
@@ -88,7 +120,8 @@ impl RequestState {
         let start = Instant::now();
         let start_time = SystemTime::now();
         let method = config.common.known_methods.normalize(head.method);
-        let route = matched_route(head.extensions);
+        let route_value = matched_route(head.extensions);
+        let route = route_value.as_ref().map(RouteValue::as_str);
         let peer = peer_address(head.extensions);
         let forwarded = match &config.forwarding {
             Forwarding::All => true,
@@ -173,19 +206,18 @@ impl RequestState {
             }
         }
 
-        let base_attrs = [
-            KeyValue::new(attr::HTTP_REQUEST_METHOD, method_value),
-            KeyValue::new(attr::URL_SCHEME, scheme_value),
-        ];
-        config.common.metrics.active_add(1, &base_attrs);
+        if let Some(active) = &config.common.metrics.active {
+            active.add(1, &active_attributes(&method_value, &scheme_value));
+        }
         RequestState {
             config: Arc::clone(config),
             cx,
             recording,
             start,
             start_time,
-            base_attrs,
-            route: route.map(|r| StringValue::from(r.to_owned())),
+            method: method_value,
+            scheme: scheme_value,
+            route: route_value,
             version: protocol_version(head.version),
             status: None,
             request_body_size,
@@ -273,33 +305,26 @@ impl RequestState {
         self.cx.span().end_with_timestamp(self.start_time + elapsed);
 
         let metrics = &self.config.common.metrics;
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(7);
-        attrs.extend(self.base_attrs.iter().cloned());
-        if let Some(status) = self.status {
-            attrs.push(KeyValue::new(
-                attr::HTTP_RESPONSE_STATUS_CODE,
-                i64::from(status.as_u16()),
-            ));
+        let key = MetricKey {
+            method: self.method.as_str(),
+            scheme: Some(self.scheme.as_str()),
+            route: self.route.as_ref().map(RouteValue::as_str),
+            status: self.status.map(|s| s.as_u16()),
+            error_type: error_type.as_ref().map(StringValue::as_str),
+            protocol_version: self.version,
+            ..MetricKey::default()
+        };
+        metrics.record(
+            &key,
+            Measurement {
+                duration: elapsed.as_secs_f64(),
+                request_body_size: self.request_body_size,
+                response_body_size: Some(self.response_body_size),
+            },
+        );
+        if let Some(active) = &metrics.active {
+            active.add(-1, &active_attributes(&self.method, &self.scheme));
         }
-        if let Some(route) = &self.route {
-            attrs.push(KeyValue::new(attr::HTTP_ROUTE, route.clone()));
-        }
-        if let Some(error_type) = error_type {
-            attrs.push(KeyValue::new(attr::ERROR_TYPE, error_type));
-        }
-        if let Some(version) = self.version {
-            attrs.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
-        }
-        metrics.duration.record(elapsed.as_secs_f64(), &attrs);
-        if let Some(h) = &metrics.request_body {
-            if let Some(size) = self.request_body_size {
-                h.record(size, &attrs);
-            }
-        }
-        if let Some(h) = &metrics.response_body {
-            h.record(self.response_body_size, &attrs);
-        }
-        metrics.active_add(-1, &self.base_attrs);
     }
 }
 

@@ -1,0 +1,438 @@
+//! The HTTP metric instruments, and the cache that makes recording them
+//! cheap: each distinct set of attribute values is bound to the instruments
+//! once, and later requests with the same values record through the bound
+//! handle, without building or hashing attributes again.
+
+use crate::{Side, DURATION_BUCKETS};
+use opentelemetry::metrics::{BoundHistogram, Histogram, Meter, UpDownCounter};
+use opentelemetry::KeyValue;
+use opentelemetry_semantic_conventions::attribute as attr;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::RwLock;
+
+/// Bucket boundaries for body sizes, which the conventions leave open:
+/// 0 B, then 64 B to 1 GiB in powers of four.
+pub const BODY_SIZE_BUCKETS: [f64; 14] = [
+    0.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+];
+
+/// How many distinct attribute sets one [`HttpMetrics`] binds. Requests whose
+/// set is not among them are still recorded, through the unbound (slower)
+/// path: the SDK's own cardinality limit then applies as usual.
+pub const MAX_BOUND_ATTRIBUTE_SETS: usize = 1024;
+
+/// The attribute values of one request's metrics. Fields a side does not
+/// use stay `None`; [`attributes`](Self::attributes) turns the rest into the
+/// conventions' attributes.
+///
+/// ```
+/// use otel_http_conventions::MetricKey;
+/// let key = MetricKey {
+///     method: "GET",
+///     scheme: Some("http"),
+///     route: Some("/users/{id}"),
+///     status: Some(200),
+///     protocol_version: Some("1.1"),
+///     ..MetricKey::default()
+/// };
+/// assert_eq!(key.attributes().len(), 5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MetricKey<'a> {
+    /// `http.request.method`, normalized (`_OTHER` for unknown methods).
+    pub method: &'a str,
+    /// `url.scheme`.
+    pub scheme: Option<&'a str>,
+    /// `server.address`.
+    pub server_address: Option<&'a str>,
+    /// `server.port`.
+    pub server_port: Option<u16>,
+    /// `http.route`.
+    pub route: Option<&'a str>,
+    /// `url.template`.
+    pub url_template: Option<&'a str>,
+    /// `http.response.status_code`.
+    pub status: Option<u16>,
+    /// `error.type`.
+    pub error_type: Option<&'a str>,
+    /// `network.protocol.version`.
+    pub protocol_version: Option<&'a str>,
+}
+
+impl MetricKey<'_> {
+    /// The attributes these values stand for.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let mut out = Vec::with_capacity(9);
+        out.push(KeyValue::new(
+            attr::HTTP_REQUEST_METHOD,
+            self.method.to_owned(),
+        ));
+        let strings = [
+            (attr::URL_SCHEME, self.scheme),
+            (attr::SERVER_ADDRESS, self.server_address),
+            (attr::HTTP_ROUTE, self.route),
+            (attr::URL_TEMPLATE, self.url_template),
+            (attr::ERROR_TYPE, self.error_type),
+            (attr::NETWORK_PROTOCOL_VERSION, self.protocol_version),
+        ];
+        for (name, value) in strings {
+            if let Some(value) = value {
+                out.push(KeyValue::new(name, value.to_owned()));
+            }
+        }
+        let numbers = [
+            (attr::SERVER_PORT, self.server_port),
+            (attr::HTTP_RESPONSE_STATUS_CODE, self.status),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                out.push(KeyValue::new(name, i64::from(value)));
+            }
+        }
+        out
+    }
+}
+
+/// A [`MetricKey`] with its strings owned: what the cache stores.
+#[derive(Debug)]
+struct StoredKey {
+    method: Box<str>,
+    scheme: Option<Box<str>>,
+    server_address: Option<Box<str>>,
+    server_port: Option<u16>,
+    route: Option<Box<str>>,
+    url_template: Option<Box<str>>,
+    status: Option<u16>,
+    error_type: Option<Box<str>>,
+    protocol_version: Option<Box<str>>,
+}
+
+impl StoredKey {
+    fn new(key: &MetricKey<'_>) -> Self {
+        let own = |s: Option<&str>| s.map(Box::from);
+        StoredKey {
+            method: key.method.into(),
+            scheme: own(key.scheme),
+            server_address: own(key.server_address),
+            server_port: key.server_port,
+            route: own(key.route),
+            url_template: own(key.url_template),
+            status: key.status,
+            error_type: own(key.error_type),
+            protocol_version: own(key.protocol_version),
+        }
+    }
+
+    fn as_key(&self) -> MetricKey<'_> {
+        MetricKey {
+            method: &self.method,
+            scheme: self.scheme.as_deref(),
+            server_address: self.server_address.as_deref(),
+            server_port: self.server_port,
+            route: self.route.as_deref(),
+            url_template: self.url_template.as_deref(),
+            status: self.status,
+            error_type: self.error_type.as_deref(),
+            protocol_version: self.protocol_version.as_deref(),
+        }
+    }
+}
+
+// Hashed and compared as the borrowed key, so a `MetricKey` finds it.
+impl Hash for StoredKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_key().hash(state);
+    }
+}
+
+impl PartialEq for StoredKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_key() == other.as_key()
+    }
+}
+
+impl Eq for StoredKey {}
+
+impl hashbrown::Equivalent<StoredKey> for MetricKey<'_> {
+    fn equivalent(&self, key: &StoredKey) -> bool {
+        *self == key.as_key()
+    }
+}
+
+/// The instruments bound to one attribute set.
+struct Bound {
+    duration: BoundHistogram<f64>,
+    request_body: Option<BoundHistogram<u64>>,
+    response_body: Option<BoundHistogram<u64>>,
+}
+
+/// What one finished request measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Measurement {
+    /// The request's duration, in seconds.
+    pub duration: f64,
+    /// The request body's size in bytes, when known.
+    pub request_body_size: Option<u64>,
+    /// The response body's size in bytes, when known.
+    pub response_body_size: Option<u64>,
+}
+
+/// The HTTP metric instruments of one side.
+pub struct HttpMetrics {
+    /// `http.{server,client}.request.duration`, seconds.
+    pub duration: Histogram<f64>,
+    /// `http.{server,client}.active_requests`, when opted in.
+    pub active: Option<UpDownCounter<i64>>,
+    /// `http.{server,client}.request.body.size`, when opted in.
+    pub request_body: Option<Histogram<u64>>,
+    /// `http.{server,client}.response.body.size`, when opted in.
+    pub response_body: Option<Histogram<u64>>,
+    bound: RwLock<hashbrown::HashMap<StoredKey, Bound>>,
+}
+
+impl fmt::Debug for HttpMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpMetrics")
+            .field("duration", &self.duration)
+            .field("active", &self.active)
+            .field("request_body", &self.request_body)
+            .field("response_body", &self.response_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpMetrics {
+    /// Creates the instruments: the duration always, the others if asked.
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider;
+    /// use otel_http_conventions::{HttpMetrics, Measurement, MetricKey, Side};
+    ///
+    /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::default();
+    /// let metrics = HttpMetrics::new(&provider.meter("example"), Side::Server, false, false);
+    /// let key = MetricKey { method: "GET", status: Some(200), ..MetricKey::default() };
+    /// metrics.record(&key, Measurement { duration: 0.01, ..Measurement::default() });
+    /// ```
+    pub fn new(meter: &Meter, side: Side, active: bool, body_size: bool) -> Self {
+        use opentelemetry_semantic_conventions::metric as m;
+        let (duration, active_name, req_body, resp_body, who) = match side {
+            Side::Server => (
+                m::HTTP_SERVER_REQUEST_DURATION,
+                m::HTTP_SERVER_ACTIVE_REQUESTS,
+                m::HTTP_SERVER_REQUEST_BODY_SIZE,
+                m::HTTP_SERVER_RESPONSE_BODY_SIZE,
+                "server",
+            ),
+            Side::Client => (
+                m::HTTP_CLIENT_REQUEST_DURATION,
+                m::HTTP_CLIENT_ACTIVE_REQUESTS,
+                m::HTTP_CLIENT_REQUEST_BODY_SIZE,
+                m::HTTP_CLIENT_RESPONSE_BODY_SIZE,
+                "client",
+            ),
+        };
+        let body = |name: &'static str, what: &str| {
+            meter
+                .u64_histogram(name)
+                .with_unit("By")
+                .with_description(format!("Size of HTTP {who} {what} bodies."))
+                .with_boundaries(BODY_SIZE_BUCKETS.to_vec())
+                .build()
+        };
+        HttpMetrics {
+            duration: meter
+                .f64_histogram(duration)
+                .with_unit("s")
+                .with_description(format!("Duration of HTTP {who} requests."))
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active: active.then(|| {
+                meter
+                    .i64_up_down_counter(active_name)
+                    .with_unit("{request}")
+                    .with_description(format!("Number of active HTTP {who} requests."))
+                    .build()
+            }),
+            request_body: body_size.then(|| body(req_body, "request")),
+            response_body: body_size.then(|| body(resp_body, "response")),
+            bound: RwLock::new(hashbrown::HashMap::new()),
+        }
+    }
+
+    /// Adds `delta` to the active-requests counter, if it is on.
+    pub fn active_add(&self, delta: i64, attrs: &[KeyValue]) {
+        if let Some(active) = &self.active {
+            active.add(delta, attrs);
+        }
+    }
+
+    /// Records one finished request: its duration and, when the body-size
+    /// instruments are on and the size is known, its body sizes.
+    ///
+    /// The first request with a given set of values binds the instruments
+    /// to it (up to [`MAX_BOUND_ATTRIBUTE_SETS`] sets); every later one
+    /// records through that binding, which neither builds nor hashes
+    /// attributes.
+    pub fn record(&self, key: &MetricKey<'_>, m: Measurement) {
+        if let Ok(bound) = self.bound.read() {
+            if let Some(b) = bound.get(key) {
+                self.record_bound(b, m);
+                return;
+            }
+        }
+        let attrs = key.attributes();
+        if let Ok(mut bound) = self.bound.write() {
+            if let Some(b) = bound.get(key) {
+                self.record_bound(b, m);
+                return;
+            }
+            if bound.len() < MAX_BOUND_ATTRIBUTE_SETS {
+                let b = Bound {
+                    duration: self.duration.bind(&attrs),
+                    request_body: self.request_body.as_ref().map(|h| h.bind(&attrs)),
+                    response_body: self.response_body.as_ref().map(|h| h.bind(&attrs)),
+                };
+                self.record_bound(&b, m);
+                bound.insert(StoredKey::new(key), b);
+                return;
+            }
+        }
+        self.duration.record(m.duration, &attrs);
+        if let (Some(h), Some(size)) = (&self.request_body, m.request_body_size) {
+            h.record(size, &attrs);
+        }
+        if let (Some(h), Some(size)) = (&self.response_body, m.response_body_size) {
+            h.record(size, &attrs);
+        }
+    }
+
+    fn record_bound(&self, b: &Bound, m: Measurement) {
+        b.duration.record(m.duration);
+        if let (Some(h), Some(size)) = (&b.request_body, m.request_body_size) {
+            h.record(size);
+        }
+        if let (Some(h), Some(size)) = (&b.response_body, m.response_body_size) {
+            h.record(size);
+        }
+    }
+
+    /// How many attribute sets are bound (at most
+    /// [`MAX_BOUND_ATTRIBUTE_SETS`]).
+    pub fn bound_attribute_sets(&self) -> usize {
+        self.bound.read().map_or(0, |b| b.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::metrics::MeterProvider;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    fn key(status: u16) -> MetricKey<'static> {
+        MetricKey {
+            method: "GET",
+            scheme: Some("http"),
+            route: Some("/users/{id}"),
+            status: Some(status),
+            ..MetricKey::default()
+        }
+    }
+
+    /// (attribute count, data point count, total count) of the duration.
+    fn durations(exporter: &InMemoryMetricExporter) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        for rm in exporter.get_finished_metrics().unwrap_or_default() {
+            for sm in rm.scope_metrics() {
+                for m in sm.metrics() {
+                    if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
+                        for dp in h.data_points() {
+                            out.push((dp.attributes().count(), dp.count()));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn bound_and_unbound_records_land_in_the_same_series() {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let metrics = HttpMetrics::new(&provider.meter("t"), Side::Server, false, true);
+        for _ in 0..3 {
+            metrics.record(&key(200), Measurement::default());
+        }
+        // The same values, recorded the SDK's own way.
+        metrics.duration.record(0.0, &key(200).attributes());
+        metrics.record(&key(500), Measurement::default());
+        assert_eq!(metrics.bound_attribute_sets(), 2);
+        provider.force_flush().unwrap();
+        assert_eq!(durations(&exporter), vec![(4, 1), (4, 4)]);
+    }
+
+    #[test]
+    fn sets_beyond_the_bound_limit_are_still_recorded() {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let metrics = HttpMetrics::new(&provider.meter("t"), Side::Server, false, false);
+        let routes: Vec<String> = (0..MAX_BOUND_ATTRIBUTE_SETS + 10)
+            .map(|i| format!("/r{i}"))
+            .collect();
+        for route in &routes {
+            let key = MetricKey {
+                route: Some(route),
+                ..key(200)
+            };
+            metrics.record(&key, Measurement::default());
+        }
+        assert_eq!(metrics.bound_attribute_sets(), MAX_BOUND_ATTRIBUTE_SETS);
+        provider.force_flush().unwrap();
+        let points = durations(&exporter);
+        assert_eq!(points.len(), MAX_BOUND_ATTRIBUTE_SETS + 10);
+        assert!(points
+            .iter()
+            .all(|&(attrs, count)| attrs == 4 && count == 1));
+    }
+
+    #[test]
+    fn stored_and_borrowed_keys_hash_alike() {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let k = MetricKey {
+            server_address: Some("example.com"),
+            server_port: Some(443),
+            error_type: Some("timeout"),
+            protocol_version: Some("1.1"),
+            url_template: Some("/x"),
+            ..key(504)
+        };
+        assert_eq!(state.hash_one(k), state.hash_one(StoredKey::new(&k)));
+        assert!(hashbrown::Equivalent::equivalent(&k, &StoredKey::new(&k)));
+        assert!(!hashbrown::Equivalent::equivalent(
+            &key(200),
+            &StoredKey::new(&k)
+        ));
+    }
+}
