@@ -163,9 +163,6 @@ impl TextMapPropagator for BaggagePropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        if extractor.get(BAGGAGE_HEADER).is_none() {
-            return cx.clone();
-        }
         let Some(lines) = extractor.get_all(BAGGAGE_HEADER) else {
             return cx.clone();
         };

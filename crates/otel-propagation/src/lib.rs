@@ -89,9 +89,28 @@ pub fn default_propagator() -> TextMapCompositePropagator {
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
 
+static TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE_NAME: http::HeaderName = http::HeaderName::from_static("tracestate");
+static BAGGAGE_NAME: http::HeaderName = http::HeaderName::from_static("baggage");
+
+/// The header names every request is asked for, ready-made: looking a
+/// `&str` up in a `HeaderMap` parses it into a name first.
+fn well_known(key: &str) -> Option<&'static http::HeaderName> {
+    match key {
+        "traceparent" => Some(&TRACEPARENT_NAME),
+        "tracestate" => Some(&TRACESTATE_NAME),
+        "baggage" => Some(&BAGGAGE_NAME),
+        _ => None,
+    }
+}
+
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|v| v.to_str().unwrap_or(""))
+        let value = match well_known(key) {
+            Some(name) => self.0.get(name),
+            None => self.0.get(key),
+        };
+        value.map(|v| v.to_str().unwrap_or(""))
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -99,12 +118,12 @@ impl Extractor for HeaderExtractor<'_> {
     }
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values: Vec<&str> = self
-            .0
-            .get_all(key)
-            .iter()
-            .map(|v| v.to_str().unwrap_or(""))
-            .collect();
+        let all = match well_known(key) {
+            Some(name) => self.0.get_all(name),
+            None => self.0.get_all(key),
+        };
+        // Collecting nothing allocates nothing.
+        let values: Vec<&str> = all.iter().map(|v| v.to_str().unwrap_or("")).collect();
         (!values.is_empty()).then_some(values)
     }
 }

@@ -113,11 +113,6 @@ impl TextMapPropagator for TraceContextPropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        // `get` first: most requests carry no trace context, and `get_all`
-        // allocates.
-        if extractor.get(TRACEPARENT_HEADER).is_none() {
-            return cx.clone();
-        }
         let Some(lines) = extractor.get_all(TRACEPARENT_HEADER) else {
             return cx.clone();
         };
@@ -131,8 +126,7 @@ impl TextMapPropagator for TraceContextPropagator {
 
         let mut raw_state = None;
         let trace_state = match extractor
-            .get(TRACESTATE_HEADER)
-            .and_then(|_| extractor.get_all(TRACESTATE_HEADER))
+            .get_all(TRACESTATE_HEADER)
             .and_then(|lines| parse_tracestate(&lines))
         {
             Some(members) => match TraceState::from_key_value(members.iter().copied()) {
