@@ -202,20 +202,24 @@ pub struct HostPort<'a> {
 
 /// Splits `host[:port]` or `[v6][:port]`. `None` for an empty host.
 pub fn parse_host_port(authority: &str) -> Option<HostPort<'_>> {
-    let authority = authority.trim();
+    // Byte searches, not `char` patterns: this runs for every request.
+    let authority = authority.trim_ascii();
     // Drop any userinfo an absolute-form URI might carry.
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let port = rest[end + 1..].strip_prefix(':');
-        (&rest[..end], port)
-    } else if authority.matches(':').count() > 1 {
-        // A bare IPv6 address has no port.
-        (authority, None)
+    let authority = match authority.bytes().rposition(|b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let bytes = authority.as_bytes();
+    let (host, port) = if bytes.first() == Some(&b'[') {
+        let end = bytes.iter().position(|&b| b == b']')?;
+        let port = authority[end + 1..].strip_prefix(':');
+        (&authority[1..end], port)
     } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
+        let mut colons = bytes.iter().enumerate().filter(|&(_, &b)| b == b':');
+        match (colons.next(), colons.next()) {
+            (Some((i, _)), None) => (&authority[..i], Some(&authority[i + 1..])),
+            // None: no port. Two or more: a bare IPv6 address, no port.
+            _ => (authority, None),
         }
     };
     if host.is_empty() {
