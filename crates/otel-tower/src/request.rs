@@ -78,6 +78,10 @@ fn scheme_value(scheme: &str) -> StringValue {
     }
 }
 
+/// Room for the attributes of a recorded server span without captured
+/// headers: 13 request attributes, the status code, the error type.
+const SPAN_ATTRIBUTES_CAPACITY: usize = 16;
+
 /// Why a request ended in error, when its status code does not say.
 pub(crate) struct Failure {
     pub(crate) error_type: Cow<'static, str>,
@@ -157,11 +161,10 @@ impl RequestState {
 
         let method_value = method.value.clone();
         let scheme_value = scheme_value(scheme);
-        let mut attrs = Vec::with_capacity(if config.common.sampling_attributes {
-            16
-        } else {
-            3
-        });
+        // Sized for every attribute a recorded span gets: the SDK keeps this
+        // vector and pushes the rest onto it, so a small one would grow
+        // (reallocate and copy) several times.
+        let mut attrs = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
         attrs.push(KeyValue::new(
             attr::HTTP_REQUEST_METHOD,
             method_value.clone(),
@@ -183,7 +186,7 @@ impl RequestState {
         use opentelemetry::trace::Span as _;
         let recording = span.is_recording();
         if recording && !config.common.sampling_attributes {
-            let mut rest = Vec::with_capacity(12);
+            let mut rest = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
             push_request_attributes(config, head, &method, route, host_port, peer, &mut rest);
             span.set_attributes(rest);
         }
