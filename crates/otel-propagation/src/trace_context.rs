@@ -175,13 +175,21 @@ fn is_ows(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-fn lower_hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each lowercase hex digit; 0xff for every other byte.
+static LOWER_HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Parses exactly `N` bytes of lowercase hex into a big-endian array.
 fn parse_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
@@ -189,10 +197,14 @@ fn parse_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (lower_hex_value(pair[0])? << 4) | lower_hex_value(pair[1])?;
+    // Accumulate the invalid marks and test once: no branch per digit.
+    let mut invalid = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (LOWER_HEX[pair[0] as usize], LOWER_HEX[pair[1] as usize]);
+        invalid |= hi | lo;
+        *o = (hi << 4) | lo;
     }
-    Some(out)
+    (invalid & 0xf0 == 0).then_some(out)
 }
 
 /// Parses one `traceparent` value. `None` means the header is to be ignored.
