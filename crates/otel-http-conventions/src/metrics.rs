@@ -288,14 +288,18 @@ impl HttpMetrics {
     /// records through that binding, which neither builds nor hashes
     /// attributes.
     pub fn record(&self, key: &MetricKey<'_>, m: Measurement) {
+        let mut full = false;
         if let Ok(bound) = self.bound.read() {
             if let Some(b) = bound.get(key) {
                 self.record_bound(b, m);
                 return;
             }
+            full = bound.len() >= MAX_BOUND_ATTRIBUTE_SETS;
         }
         let attrs = key.attributes();
-        if let Ok(mut bound) = self.bound.write() {
+        // Once the cache is full, sets outside it never take the write lock.
+        let writable = if full { None } else { self.bound.write().ok() };
+        if let Some(mut bound) = writable {
             if let Some(b) = bound.get(key) {
                 self.record_bound(b, m);
                 return;
