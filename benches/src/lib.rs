@@ -16,8 +16,9 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Server variants: the same app, bare or behind one instrumentation.
-pub const SERVER_VARIANTS: [&str; 8] = [
+pub const SERVER_VARIANTS: [&str; 9] = [
     "bare",
+    "otel_filtered_out",
     "otel_sampled",
     "otel_not_sampled",
     "otel_metrics_only",
@@ -88,6 +89,11 @@ pub fn server_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
                 .meter_provider(&opentelemetry::metrics::noop::NoopMeterProvider::new())
                 .build(),
         ),
+        // The layer with every request filtered out: what wrapping the
+        // service, its future and its body costs before any telemetry.
+        "otel_filtered_out" => {
+            router().layer(otel_tower::OtelLayer::builder().filter(|_| false).build())
+        }
         "otel_metrics_only" => router().layer(
             otel_tower::OtelLayer::builder()
                 .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())

@@ -170,6 +170,29 @@ pub fn trusted_client_address(
     peer.to_string()
 }
 
+/// Whether the request carries any `Forwarded` or `X-Forwarded-*` header.
+///
+/// One pass over the header names, cheaper than the lookups it saves: most
+/// requests reach a service directly and carry none, and then the forwarded
+/// host, scheme and client need not be looked for.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("host", "example.com".parse().unwrap());
+/// assert!(!otel_http_conventions::has_forwarding_headers(&headers));
+/// headers.insert("x-forwarded-proto", "https".parse().unwrap());
+/// assert!(otel_http_conventions::has_forwarding_headers(&headers));
+/// ```
+pub fn has_forwarding_headers(headers: &HeaderMap) -> bool {
+    const PREFIX: &[u8] = b"x-forwarded-";
+    headers.keys().any(|name| {
+        *name == FORWARDED || {
+            let name = name.as_str().as_bytes();
+            name.len() > PREFIX.len() && name.starts_with(PREFIX)
+        }
+    })
+}
+
 /// The scheme the client used: `Forwarded: proto=`, then `X-Forwarded-Proto`.
 pub fn forwarded_scheme(headers: &HeaderMap) -> Option<&str> {
     let valid = |s: &&str| {
@@ -513,6 +536,31 @@ mod tests {
             let got = trusted_client_address(&headers(pairs), peer.parse().expect("ip"), &proxies);
             assert_eq!(got, *want, "{pairs:?} from {peer}");
         }
+    }
+
+    #[test]
+    fn forwarding_headers_are_noticed_whatever_else_is_there() {
+        let none: Headers = &[
+            ("host", "a.example"),
+            ("x-forwarded", "not one of them"),
+            ("user-agent", "x-forwarded-for"),
+        ];
+        assert!(!has_forwarding_headers(&headers(none)));
+        for name in [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-forwarded-port",
+        ] {
+            let mut map = headers(none);
+            map.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static("v"),
+            );
+            assert!(has_forwarding_headers(&map), "{name}");
+        }
+        assert!(!has_forwarding_headers(&HeaderMap::new()));
     }
 
     #[test]

@@ -40,8 +40,9 @@ mod status;
 mod url;
 
 pub use forwarded::{
-    default_port, forwarded_client_address, forwarded_scheme, parse_host_port, parse_node,
-    server_host_port, trusted_client_address, HostPort, TrustedProxies,
+    default_port, forwarded_client_address, forwarded_scheme, has_forwarding_headers,
+    parse_host_port, parse_node, server_host_port, trusted_client_address, HostPort,
+    TrustedProxies,
 };
 pub use headers::{env as header_env, HeaderCapture, HeaderSide};
 pub use instrumentation::{scope, CommonOptions, PropagatorChoice, Resolved, Side};

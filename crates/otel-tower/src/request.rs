@@ -6,9 +6,9 @@ use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt,
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
-    forwarded_client_address, forwarded_scheme, protocol_version, server_host_port,
-    server_status_is_error, status_code_str, trusted_client_address, HostPort, Measurement,
-    MetricKey,
+    forwarded_client_address, forwarded_scheme, has_forwarding_headers, protocol_version,
+    server_host_port, server_status_is_error, status_code_str, trusted_client_address, HostPort,
+    Measurement, MetricKey,
 };
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -127,11 +127,17 @@ impl RequestState {
         let route_value = matched_route(head.extensions);
         let route = route_value.as_ref().map(RouteValue::as_str);
         let peer = peer_address(head.extensions);
-        let forwarded = match &config.forwarding {
-            Forwarding::All => true,
-            Forwarding::Ignore => false,
-            Forwarding::Trusted(proxies) => peer.is_some_and(|p| proxies.contains(p.ip())),
-        };
+        // Forwarding headers are looked for only when some are there at all:
+        // most requests reach a service directly.
+        let forwarding_headers = !matches!(config.forwarding, Forwarding::Ignore)
+            && has_forwarding_headers(head.headers);
+        // Whether the forwarded scheme and host are believed.
+        let forwarded = forwarding_headers
+            && match &config.forwarding {
+                Forwarding::All => true,
+                Forwarding::Ignore => false,
+                Forwarding::Trusted(proxies) => peer.is_some_and(|p| proxies.contains(p.ip())),
+            };
         let scheme = forwarded
             .then(|| forwarded_scheme(head.headers))
             .flatten()
@@ -173,8 +179,15 @@ impl RequestState {
         if let Some(port) = host_port.and_then(|hp| hp.port) {
             attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         }
+        let facts = RequestFacts {
+            method: &method,
+            route,
+            host_port,
+            peer,
+            forwarding_headers,
+        };
         if config.common.sampling_attributes {
-            push_request_attributes(config, head, &method, route, host_port, peer, &mut attrs);
+            push_request_attributes(config, head, &facts, &mut attrs);
         }
         let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
@@ -187,7 +200,7 @@ impl RequestState {
         let recording = span.is_recording();
         if recording && !config.common.sampling_attributes {
             let mut rest = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
-            push_request_attributes(config, head, &method, route, host_port, peer, &mut rest);
+            push_request_attributes(config, head, &facts, &mut rest);
             span.set_attributes(rest);
         }
         let cx = parent.with_span(span);
@@ -356,17 +369,33 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// What the start of a request has worked out, for the attributes built
+/// from it.
+#[derive(Clone, Copy)]
+struct RequestFacts<'a> {
+    method: &'a otel_http_conventions::NormalizedMethod<'a>,
+    route: Option<&'a str>,
+    host_port: Option<HostPort<'a>>,
+    peer: Option<SocketAddr>,
+    /// Some `Forwarded` or `X-Forwarded-*` header is present.
+    forwarding_headers: bool,
+}
+
 /// The attributes built only for recorded requests (or for the sampler,
 /// when asked).
 fn push_request_attributes(
     config: &Config,
     head: &RequestHead<'_>,
-    method: &otel_http_conventions::NormalizedMethod<'_>,
-    route: Option<&str>,
-    host_port: Option<HostPort<'_>>,
-    peer: Option<SocketAddr>,
+    facts: &RequestFacts<'_>,
     out: &mut Vec<KeyValue>,
 ) {
+    let RequestFacts {
+        method,
+        route,
+        host_port,
+        peer,
+        forwarding_headers,
+    } = *facts;
     out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
     if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
         out.push(KeyValue::new(
@@ -392,9 +421,10 @@ fn push_request_attributes(
     }
     let from_peer = || peer.map(|p| p.ip().to_string());
     let client = match &config.forwarding {
-        Forwarding::All => forwarded_client_address(head.headers)
+        Forwarding::All if forwarding_headers => forwarded_client_address(head.headers)
             .map(str::to_owned)
             .or_else(from_peer),
+        Forwarding::All => from_peer(),
         Forwarding::Ignore => from_peer(),
         Forwarding::Trusted(proxies) => {
             peer.map(|p| trusted_client_address(head.headers, p.ip(), proxies))
