@@ -12,6 +12,8 @@
 //! - [`server_status_is_error`], [`client_status_is_error`],
 //!   [`status_code_str`]: span status and `error.type`;
 //! - [`protocol_version`] and [`DURATION_BUCKETS`];
+//! - [`interned_span_name`]: `{method} {route}` span names made once, not
+//!   per request;
 //! - [`CommonOptions`] / [`Resolved`], [`HttpMetrics`], [`PropagatorChoice`]:
 //!   how both sides pick their tracer, meter, propagator and instruments.
 //!
@@ -36,6 +38,7 @@ mod headers;
 mod instrumentation;
 mod method;
 mod metrics;
+mod span_names;
 mod status;
 mod url;
 
@@ -53,6 +56,7 @@ pub use metrics::{
     HttpMetrics, Measurement, MetricKey, BODY_SIZE_BUCKETS, MAX_BOUND_ATTRIBUTE_SETS,
 };
 pub use opentelemetry_semantic_conventions as semconv;
+pub use span_names::{interned_span_name, SpanName, MAX_INTERNED_SPAN_NAMES};
 pub use status::{
     client_status_is_error, server_status_is_error, short_type_name, status_code_str,
     ERROR_TYPE_OTHER,

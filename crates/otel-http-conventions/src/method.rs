@@ -1,6 +1,7 @@
 //! Request method normalisation (semantic conventions, `http.request.method`).
 
 use opentelemetry::StringValue;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The value recorded for a method outside the known set.
@@ -80,12 +81,37 @@ impl NormalizedMethod<'_> {
     /// assert_eq!(m.span_name_with("/users/{id}"), "GET /users/{id}");
     /// ```
     pub fn span_name_with(&self, target: &str) -> String {
-        let method = self.span_name();
-        let mut name = String::with_capacity(method.len() + 1 + target.len());
-        name.push_str(method);
-        name.push(' ');
-        name.push_str(target);
-        name
+        crate::span_names::join(self.span_name(), target)
+    }
+
+    /// The conventions' span name, `{method} {target}` or `{method}`, with
+    /// no allocation where one can be avoided: known methods are static and
+    /// `{method} {target}` is [kept](crate::interned_span_name) after its
+    /// first use. The second value is `target` as `'static`, when kept, for
+    /// an attribute (`http.route`, `url.template`) that then costs nothing
+    /// either.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    ///
+    /// let m = otel_http_conventions::KnownMethods::default().normalize(&http::Method::GET);
+    /// let (name, route) = m.span_name_for(Some("/users/{id}"));
+    /// assert_eq!(name, "GET /users/{id}");
+    /// assert!(matches!(name, Cow::Borrowed(_)));
+    /// assert_eq!(route, Some("/users/{id}"));
+    /// assert_eq!(m.span_name_for(None), (Cow::Borrowed("GET"), None));
+    /// ```
+    pub fn span_name_for(&self, target: Option<&str>) -> (Cow<'static, str>, Option<&'static str>) {
+        match target {
+            Some(target) => match crate::interned_span_name(self.span_name(), target) {
+                Some(kept) => (Cow::Borrowed(kept.name), Some(kept.target)),
+                None => (Cow::Owned(self.span_name_with(target)), None),
+            },
+            None => match self.static_span_name() {
+                Some(name) => (Cow::Borrowed(name), None),
+                None => (Cow::Owned(self.span_name().to_owned()), None),
+            },
+        }
     }
 
     /// Whether the method is outside the known set.

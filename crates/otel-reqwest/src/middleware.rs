@@ -202,11 +202,7 @@ impl Middleware for OtelMiddleware {
 
         let name: Cow<'static, str> = match (&config.span_name, &template) {
             (Some(f), t) => Cow::Owned(f(&req, t.as_deref())),
-            (None, Some(t)) => Cow::Owned(method.span_name_with(t)),
-            (None, None) => match method.static_span_name() {
-                Some(n) => Cow::Borrowed(n),
-                None => Cow::Owned(method.span_name().to_owned()),
-            },
+            (None, t) => method.span_name_for(t.as_deref()).0,
         };
 
         let method_value = method.value.clone();

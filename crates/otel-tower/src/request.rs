@@ -156,13 +156,11 @@ impl RequestState {
             (extracted, None)
         };
 
-        let name: Cow<'static, str> = match (&config.span_name, route) {
-            (Some(f), route) => Cow::Owned(f(head, route)),
-            (None, None) => match method.static_span_name() {
-                Some(name) => Cow::Borrowed(name),
-                None => Cow::Owned(method.span_name().to_owned()),
-            },
-            (None, Some(route)) => Cow::Owned(method.span_name_with(route)),
+        // The route as `'static` when its span name is kept, so that
+        // `http.route` is not copied either.
+        let (name, static_route): (Cow<'static, str>, _) = match &config.span_name {
+            Some(f) => (Cow::Owned(f(head, route)), None),
+            None => method.span_name_for(route),
         };
 
         let method_value = method.value.clone();
@@ -182,6 +180,7 @@ impl RequestState {
         let facts = RequestFacts {
             method: &method,
             route,
+            static_route,
             host_port,
             peer,
             forwarding_headers,
@@ -318,7 +317,10 @@ impl RequestState {
                 ));
             }
         }
-        self.cx.span().end_with_timestamp(self.start_time + elapsed);
+        if self.recording {
+            // A span that records nothing has nothing to end.
+            self.cx.span().end_with_timestamp(self.start_time + elapsed);
+        }
 
         let metrics = &self.config.common.metrics;
         let key = MetricKey {
@@ -375,6 +377,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 struct RequestFacts<'a> {
     method: &'a otel_http_conventions::NormalizedMethod<'a>,
     route: Option<&'a str>,
+    /// `route`, when a `'static` copy of it is kept.
+    static_route: Option<&'static str>,
     host_port: Option<HostPort<'a>>,
     peer: Option<SocketAddr>,
     /// Some `Forwarded` or `X-Forwarded-*` header is present.
@@ -392,6 +396,7 @@ fn push_request_attributes(
     let RequestFacts {
         method,
         route,
+        static_route,
         host_port,
         peer,
         forwarding_headers,
@@ -413,8 +418,10 @@ fn push_request_attributes(
             original.to_owned(),
         ));
     }
-    if let Some(route) = route {
-        out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned()));
+    match (static_route, route) {
+        (Some(kept), _) => out.push(KeyValue::new(attr::HTTP_ROUTE, kept)),
+        (None, Some(route)) => out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned())),
+        (None, None) => {}
     }
     if let Some(hp) = host_port {
         out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
