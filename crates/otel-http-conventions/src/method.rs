@@ -120,6 +120,26 @@ impl NormalizedMethod<'_> {
     }
 }
 
+/// The conventions' spelling of `method` if it is one of
+/// [`DEFAULT_KNOWN_METHODS`]: the standard methods compare as `http`'s own
+/// constants, not as strings.
+fn default_known(method: &http::Method) -> Option<&'static str> {
+    use http::Method;
+    Some(match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ if method.as_str() == "QUERY" => "QUERY",
+        _ => return None,
+    })
+}
+
 impl KnownMethods {
     /// A custom list of known methods, replacing the defaults. Entries are
     /// trimmed; empty ones are ignored.
@@ -158,10 +178,7 @@ impl KnownMethods {
     pub fn normalize<'a>(&self, method: &'a http::Method) -> NormalizedMethod<'a> {
         let raw = method.as_str();
         let known = match &self.custom {
-            None => DEFAULT_KNOWN_METHODS
-                .iter()
-                .find(|m| **m == raw)
-                .map(|m| StringValue::from(*m)),
+            None => default_known(method).map(StringValue::from),
             Some(list) => list.iter().find(|m| m.as_str() == raw).cloned(),
         };
         match known {
@@ -207,6 +224,18 @@ mod tests {
             assert_eq!(m.value.as_str(), *value, "{raw}");
             assert_eq!(m.original, *original, "{raw}");
             assert_eq!(m.span_name(), *name, "{raw}");
+        }
+    }
+
+    #[test]
+    fn default_known_agrees_with_the_list() {
+        for name in DEFAULT_KNOWN_METHODS {
+            let method = Method::from_bytes(name.as_bytes()).expect("token");
+            assert_eq!(default_known(&method), Some(name));
+        }
+        for other in ["get", "PURGE", "QUERYX", "Query"] {
+            let method = Method::from_bytes(other.as_bytes()).expect("token");
+            assert_eq!(default_known(&method), None, "{other}");
         }
     }
 
