@@ -16,8 +16,9 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Server variants: the same app, bare or behind one instrumentation.
-pub const SERVER_VARIANTS: [&str; 9] = [
+pub const SERVER_VARIANTS: [&str; 10] = [
     "bare",
+    "identity_layer",
     "otel_filtered_out",
     "otel_sampled",
     "otel_not_sampled",
@@ -68,7 +69,8 @@ pub fn providers(variant: &str) -> (SdkTracerProvider, SdkMeterProvider) {
         .build();
     opentelemetry::global::set_tracer_provider(tracer.clone());
     opentelemetry::global::set_meter_provider(meter.clone());
-    opentelemetry::global::set_text_map_propagator(otel_propagation::default_propagator());
+    // As otel-setup installs it for the default `OTEL_PROPAGATORS`.
+    otel_propagation::set_global_default();
     (tracer, meter)
 }
 
@@ -89,6 +91,9 @@ pub fn server_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
                 .meter_provider(&opentelemetry::metrics::noop::NoopMeterProvider::new())
                 .build(),
         ),
+        // A layer that does nothing: what axum's `Router::layer` itself
+        // costs per request (each route wrapped and boxed again).
+        "identity_layer" => router().layer(tower::layer::util::Identity::new()),
         // The layer with every request filtered out: what wrapping the
         // service, its future and its body costs before any telemetry.
         "otel_filtered_out" => {

@@ -163,36 +163,41 @@ impl TextMapPropagator for BaggagePropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some(lines) = extractor.get_all(BAGGAGE_HEADER) else {
-            return cx.clone();
-        };
-        let mut members = Vec::new();
-        let mut bytes = 0usize;
-        'lines: for line in lines {
-            for raw in line.split(',') {
-                let raw = raw.trim_matches(is_ows);
-                if raw.is_empty() {
-                    continue;
-                }
-                let cost = raw.len() + usize::from(bytes > 0);
-                if members.len() == MAX_BAGGAGE_MEMBERS || bytes + cost > MAX_BAGGAGE_BYTES {
-                    break 'lines;
-                }
-                // Skipped members count too, which bounds the work a hostile
-                // header can cause.
-                bytes += cost;
-                if let Some(member) = parse_member(raw) {
-                    members.push(member);
-                }
-            }
+        match extractor.get_all(BAGGAGE_HEADER) {
+            Some(lines) => extract_lines(cx, lines),
+            None => cx.clone(),
         }
-        cx.with_baggage(members)
     }
 
     fn fields(&self) -> FieldIter<'_> {
         static FIELDS: OnceLock<[String; 1]> = OnceLock::new();
         FieldIter::new(FIELDS.get_or_init(|| [BAGGAGE_HEADER.to_owned()]))
     }
+}
+
+/// Extraction from the `baggage` header's lines, whatever carries them.
+pub(crate) fn extract_lines<'a>(cx: &Context, lines: impl IntoIterator<Item = &'a str>) -> Context {
+    let mut members = Vec::new();
+    let mut bytes = 0usize;
+    'lines: for line in lines {
+        for raw in line.split(',') {
+            let raw = raw.trim_matches(is_ows);
+            if raw.is_empty() {
+                continue;
+            }
+            let cost = raw.len() + usize::from(bytes > 0);
+            if members.len() == MAX_BAGGAGE_MEMBERS || bytes + cost > MAX_BAGGAGE_BYTES {
+                break 'lines;
+            }
+            // Skipped members count too, which bounds the work a hostile
+            // header can cause.
+            bytes += cost;
+            if let Some(member) = parse_member(raw) {
+                members.push(member);
+            }
+        }
+    }
+    cx.with_baggage(members)
 }
 
 #[cfg(test)]

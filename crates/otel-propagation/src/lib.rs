@@ -6,17 +6,23 @@
 //!   lines, multi-line `tracestate`, OWS, member limits, future versions).
 //! - [`BaggagePropagator`]: W3C Baggage with the 64-member / 8192-byte
 //!   limits, whole members only.
-//! - [`default_propagator`]: both, composed, as `OTEL_PROPAGATORS` defaults to.
+//! - [`default_propagator`]: both, composed, as `OTEL_PROPAGATORS` defaults to;
+//!   [`set_global_default`] installs it as the global propagator and lets
+//!   [`extract`] read a [`HeaderMap`] directly while it stays installed.
 //! - [`inject`], [`inject_context`], [`extract`], [`extract_with`]: carry a
 //!   context over any transport that has HTTP-style headers (a hyper client,
 //!   a message queue), like the Python API's `inject(headers)`.
 //!
-//! Both propagators are drop-in [`TextMapPropagator`]s:
+//! Both propagators are drop-in [`TextMapPropagator`]s. Installed together
+//! with [`set_global_default`], they are also read from a [`HeaderMap`]
+//! directly by [`extract`]:
 //!
 //! ```
 //! use opentelemetry::global;
 //!
 //! global::set_text_map_propagator(otel_propagation::default_propagator());
+//! // or, the same propagator, with the direct path:
+//! otel_propagation::set_global_default();
 //! ```
 //!
 //! Carrying the current context to another service by hand:
@@ -56,11 +62,13 @@ mod trace_context;
 pub use baggage::{BaggagePropagator, BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
 pub use trace_context::{TraceContextPropagator, TRACEPARENT_HEADER, TRACESTATE_HEADER};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
 use opentelemetry::{global, Context};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 /// W3C Trace Context followed by W3C Baggage: the `OTEL_PROPAGATORS` default
 /// (`tracecontext,baggage`), built from this crate's propagators.
@@ -78,6 +86,99 @@ pub fn default_propagator() -> TextMapCompositePropagator {
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ])
+}
+
+/// How many [`GlobalDefault`]s are installed as the global propagator: one
+/// while [`set_global_default`]'s propagator is the global one, zero once
+/// anything replaced it. Signed: a replacement racing an install may drop
+/// the installed value before the install counts it.
+static DEFAULT_IS_GLOBAL: AtomicIsize = AtomicIsize::new(0);
+
+/// [`default_propagator`] as [`set_global_default`] installs it: it counts
+/// itself out of [`DEFAULT_IS_GLOBAL`] when the global propagator is
+/// replaced (and so dropped), so the direct path is never taken for a
+/// propagator that is not this one.
+#[derive(Debug)]
+struct GlobalDefault(TextMapCompositePropagator);
+
+impl TextMapPropagator for GlobalDefault {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.0.inject_context(cx, injector);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        self.0.extract_with_context(cx, extractor)
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        self.0.fields()
+    }
+}
+
+impl Drop for GlobalDefault {
+    fn drop(&mut self) {
+        DEFAULT_IS_GLOBAL.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Installs [`default_propagator`] (W3C Trace Context, then W3C Baggage) as
+/// `opentelemetry::global`'s text-map propagator.
+///
+/// Everything that uses the global propagator sees it as usual. In addition,
+/// while it stays installed, [`extract`] and [`extract_with_context`] (and
+/// so otel-web's server layer) read the three headers from the
+/// [`HeaderMap`] directly, with the same result and without the per-header
+/// vectors the generic [`Extractor`] interface allocates. Installing another
+/// global propagator turns this off by itself.
+///
+/// ```
+/// use opentelemetry::trace::TraceContextExt;
+///
+/// otel_propagation::set_global_default();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(
+///     "traceparent",
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+/// );
+/// let cx = otel_propagation::extract(&headers);
+/// assert!(cx.span().span_context().is_sampled());
+/// ```
+pub fn set_global_default() {
+    global::set_text_map_propagator(GlobalDefault(default_propagator()));
+    // Counted once installed, so a request never takes the direct path
+    // while another propagator is still the global one.
+    DEFAULT_IS_GLOBAL.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether [`set_global_default`]'s propagator is the global one.
+fn default_is_global() -> bool {
+    DEFAULT_IS_GLOBAL.load(Ordering::Relaxed) > 0
+}
+
+/// A header line as the propagators read it: a line that is not visible
+/// ASCII is an empty string, so it still counts as a line.
+fn line(value: &HeaderValue) -> &str {
+    value.to_str().unwrap_or("")
+}
+
+/// What [`default_propagator`] extracts through [`HeaderExtractor`], read
+/// from the map directly.
+fn extract_default(cx: &Context, headers: &HeaderMap) -> Context {
+    let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
+    let traceparent = match (lines.next(), lines.next()) {
+        (Some(only), None) => Some(line(only)),
+        // Absent, or repeated and so ambiguous.
+        _ => None,
+    };
+    let cx = trace_context::extract_lines(cx, traceparent, || {
+        let lines: Vec<&str> = headers.get_all(&TRACESTATE_NAME).iter().map(line).collect();
+        (!lines.is_empty()).then_some(lines)
+    });
+    let mut baggage = headers.get_all(&BAGGAGE_NAME).iter().peekable();
+    if baggage.peek().is_none() {
+        return cx;
+    }
+    baggage::extract_lines(&cx, baggage.map(line))
 }
 
 /// Reads an [`HeaderMap`] for a propagator.
@@ -110,7 +211,7 @@ impl Extractor for HeaderExtractor<'_> {
             Some(name) => self.0.get(name),
             None => self.0.get(key),
         };
-        value.map(|v| v.to_str().unwrap_or(""))
+        value.map(line)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -123,7 +224,7 @@ impl Extractor for HeaderExtractor<'_> {
             None => self.0.get_all(key),
         };
         // Collecting nothing allocates nothing.
-        let values: Vec<&str> = all.iter().map(|v| v.to_str().unwrap_or("")).collect();
+        let values: Vec<&str> = all.iter().map(line).collect();
         (!values.is_empty()).then_some(values)
     }
 }
@@ -205,6 +306,9 @@ pub fn extract(headers: &HeaderMap) -> Context {
 /// # let _ = cx;
 /// ```
 pub fn extract_with_context(cx: &Context, headers: &HeaderMap) -> Context {
+    if default_is_global() {
+        return extract_default(cx, headers);
+    }
     global::get_text_map_propagator(|p| p.extract_with_context(cx, &HeaderExtractor(headers)))
 }
 

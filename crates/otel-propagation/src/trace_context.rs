@@ -113,41 +113,13 @@ impl TextMapPropagator for TraceContextPropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some(lines) = extractor.get_all(TRACEPARENT_HEADER) else {
-            return cx.clone();
-        };
+        let lines = extractor.get_all(TRACEPARENT_HEADER);
         // Two traceparent lines are ambiguous: the caller's context is unknown.
-        let [line] = lines.as_slice() else {
-            return cx.clone();
+        let traceparent = match lines.as_deref() {
+            Some([line]) => Some(*line),
+            _ => None,
         };
-        let Some((trace_id, span_id, flags)) = parse_traceparent(line) else {
-            return cx.clone();
-        };
-
-        let mut raw_state = None;
-        let trace_state = match extractor
-            .get_all(TRACESTATE_HEADER)
-            .and_then(|lines| parse_tracestate(&lines))
-        {
-            Some(members) => match TraceState::from_key_value(members.iter().copied()) {
-                Ok(state) => state,
-                Err(_) => {
-                    raw_state = Some(RawTraceState {
-                        trace_id,
-                        header: join_members(&members),
-                    });
-                    TraceState::NONE
-                }
-            },
-            None => TraceState::NONE,
-        };
-
-        let sc = SpanContext::new(trace_id, span_id, flags, true, trace_state);
-        let cx = cx.with_remote_span_context(sc);
-        match raw_state {
-            Some(raw) => cx.with_value(raw),
-            None => cx,
-        }
+        extract_lines(cx, traceparent, || extractor.get_all(TRACESTATE_HEADER))
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -155,6 +127,41 @@ impl TextMapPropagator for TraceContextPropagator {
         FieldIter::new(
             FIELDS.get_or_init(|| [TRACEPARENT_HEADER.to_owned(), TRACESTATE_HEADER.to_owned()]),
         )
+    }
+}
+
+/// Extraction from header lines, whatever carries them: `traceparent` is the
+/// one line (`None` when absent or repeated), `tracestate` gives every line,
+/// asked for only when the `traceparent` is valid.
+pub(crate) fn extract_lines<'a>(
+    cx: &Context,
+    traceparent: Option<&str>,
+    tracestate: impl FnOnce() -> Option<Vec<&'a str>>,
+) -> Context {
+    let Some((trace_id, span_id, flags)) = traceparent.and_then(parse_traceparent) else {
+        return cx.clone();
+    };
+
+    let mut raw_state = None;
+    let trace_state = match tracestate().and_then(|lines| parse_tracestate(&lines)) {
+        Some(members) => match TraceState::from_key_value(members.iter().copied()) {
+            Ok(state) => state,
+            Err(_) => {
+                raw_state = Some(RawTraceState {
+                    trace_id,
+                    header: join_members(&members),
+                });
+                TraceState::NONE
+            }
+        },
+        None => TraceState::NONE,
+    };
+
+    let sc = SpanContext::new(trace_id, span_id, flags, true, trace_state);
+    let cx = cx.with_remote_span_context(sc);
+    match raw_state {
+        Some(raw) => cx.with_value(raw),
+        None => cx,
     }
 }
 

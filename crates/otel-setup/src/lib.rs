@@ -292,7 +292,13 @@ impl TelemetryBuilder {
             }
         }
         if !self.local {
-            global::set_text_map_propagator(propagator(&cfg.propagators));
+            if cfg.propagators == ["tracecontext", "baggage"] {
+                // The same propagator, installed so that otel-web's layer
+                // reads it from the request's headers directly.
+                otel_propagation::set_global_default();
+            } else {
+                global::set_text_map_propagator(propagator(&cfg.propagators));
+            }
         }
         if cfg.disabled {
             return Ok(Telemetry {

@@ -206,3 +206,31 @@ async fn global_propagator_is_used_by_default() {
     get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
     assert_eq!(server_span(&t).trace_id().to_string(), TRACE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_default_is_followed_until_replaced() {
+    // As otel-setup installs it: the layer reads the headers directly...
+    otel_propagation::set_global_default();
+    let t = TestTelemetry::new();
+    let app = routes(&t).layer(
+        otel_tower::OtelLayer::builder()
+            .tracer_provider(t.tracer_provider())
+            .meter_provider(t.meter_provider())
+            .build(),
+    );
+    let addr = serve(app).await;
+    let tp = format!("00-{TRACE}-{PARENT}-01");
+    get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
+    assert_eq!(server_span(&t).trace_id().to_string(), TRACE);
+
+    // ...and a propagator installed later, here one that reads nothing,
+    // takes over for the layer already built.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry::propagation::TextMapCompositePropagator::new(Vec::new()),
+    );
+    t.reset();
+    get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
+    let span = server_span(&t);
+    assert_ne!(span.trace_id().to_string(), TRACE);
+    assert_eq!(span.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+}

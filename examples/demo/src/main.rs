@@ -94,7 +94,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    opentelemetry::global::set_text_map_propagator(otel_propagation::default_propagator());
+    otel_propagation::set_global_default();
     let spans = Arc::new(Mutex::new(Vec::new()));
     let users = telemetry("user-service", &spans)?;
     let orders = telemetry("order-service", &spans)?;
