@@ -20,7 +20,7 @@ pin_project! {
     pub struct OtelBody<B> {
         #[pin]
         inner: B,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
         // Set once the inner body has ended, so it is never polled again
         // (some bodies panic if they are).
         done: bool,
@@ -36,7 +36,7 @@ impl<B> fmt::Debug for OtelBody<B> {
 }
 
 impl<B: Body> OtelBody<B> {
-    pub(crate) fn new(inner: B, mut state: Option<RequestState>) -> Self {
+    pub(crate) fn new(inner: B, mut state: Option<Box<RequestState>>) -> Self {
         if let Some(state) = state.as_mut() {
             if inner.is_end_stream() {
                 // Nothing to stream: the request is over once the server

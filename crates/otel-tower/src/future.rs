@@ -20,12 +20,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, state: Option<RequestState>) -> Self {
+    pub(crate) fn new(inner: F, state: Option<Box<RequestState>>) -> Self {
         ResponseFuture { inner, state }
     }
 }

@@ -120,13 +120,16 @@ pub(crate) struct RequestState {
 }
 
 impl RequestState {
-    pub(crate) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Self {
+    /// Starts the request's span and metrics. Boxed: the state rides in
+    /// the response future and then the body, which are moved several
+    /// times on their way to the server; a pointer moves cheaper than the
+    /// state itself.
+    pub(crate) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Box<Self> {
         let start = Instant::now();
         let start_time = SystemTime::now();
         let method = config.common.known_methods.normalize(head.method);
         let route_value = matched_route(head.extensions);
         let route = route_value.as_ref().map(RouteValue::as_str);
-        let peer = peer_address(head.extensions);
         // Forwarding headers are looked for only when some are there at all:
         // most requests reach a service directly.
         let forwarding_headers = !matches!(config.forwarding, Forwarding::Ignore)
@@ -136,7 +139,9 @@ impl RequestState {
             && match &config.forwarding {
                 Forwarding::All => true,
                 Forwarding::Ignore => false,
-                Forwarding::Trusted(proxies) => peer.is_some_and(|p| proxies.contains(p.ip())),
+                Forwarding::Trusted(proxies) => {
+                    peer_address(head.extensions).is_some_and(|p| proxies.contains(p.ip()))
+                }
             };
         let scheme = forwarded
             .then(|| forwarded_scheme(head.headers))
@@ -182,7 +187,6 @@ impl RequestState {
             route,
             static_route,
             host_port,
-            peer,
             forwarding_headers,
         };
         if config.common.sampling_attributes {
@@ -224,7 +228,7 @@ impl RequestState {
         if let Some(active) = &config.common.metrics.active {
             active.add(1, &active_attributes(&method_value, &scheme_value));
         }
-        RequestState {
+        Box::new(RequestState {
             config: Arc::clone(config),
             cx,
             recording,
@@ -239,7 +243,7 @@ impl RequestState {
             response_body_size: 0,
             complete_on_drop: *head.method == Method::HEAD,
             finished: false,
-        }
+        })
     }
 
     /// Records the response head. The request ends later, with its body.
@@ -380,7 +384,6 @@ struct RequestFacts<'a> {
     /// `route`, when a `'static` copy of it is kept.
     static_route: Option<&'static str>,
     host_port: Option<HostPort<'a>>,
-    peer: Option<SocketAddr>,
     /// Some `Forwarded` or `X-Forwarded-*` header is present.
     forwarding_headers: bool,
 }
@@ -398,9 +401,11 @@ fn push_request_attributes(
         route,
         static_route,
         host_port,
-        peer,
         forwarding_headers,
     } = *facts;
+    // Looked up here, for the attributes, and otherwise only when proxies
+    // are trusted by address: an unsampled request does not need it.
+    let peer = peer_address(head.extensions);
     out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
     if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
         out.push(KeyValue::new(
