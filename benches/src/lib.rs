@@ -67,7 +67,10 @@ pub fn providers(variant: &str) -> (SdkTracerProvider, SdkMeterProvider) {
                 .build(),
         )
         .build();
-    opentelemetry::global::set_tracer_provider(tracer.clone());
+    // As otel-setup installs it.
+    opentelemetry::global::set_tracer_provider(
+        otel_http_conventions::InstalledTracerProvider::new(tracer.clone()),
+    );
     opentelemetry::global::set_meter_provider(meter.clone());
     // As otel-setup installs it for the default `OTEL_PROPAGATORS`.
     otel_propagation::set_global_default();

@@ -3,9 +3,10 @@
 //! instruments.
 
 use crate::metrics::HttpMetrics;
+use crate::tracer::{global_tracer, provider_tracer, HttpTracer};
 use crate::{HeaderCapture, HeaderSide, KnownMethods, SensitiveQueryParameters, SCHEMA_URL};
 use http::HeaderMap;
-use opentelemetry::global::{self, BoxedTracer, ObjectSafeTracerProvider};
+use opentelemetry::global::{self, ObjectSafeTracerProvider};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::{Context, InstrumentationScope};
@@ -71,7 +72,7 @@ impl PropagatorChoice {
 #[derive(Default)]
 pub struct CommonOptions {
     /// The tracer, if a provider was given.
-    pub tracer: Option<BoxedTracer>,
+    pub tracer: Option<HttpTracer>,
     /// The meter, if a provider was given.
     pub meter: Option<Meter>,
     /// Where the propagator comes from.
@@ -121,7 +122,7 @@ pub enum Side {
 #[derive(Debug)]
 pub struct Resolved {
     /// Spans come from here.
-    pub tracer: BoxedTracer,
+    pub tracer: HttpTracer,
     /// The metric instruments.
     pub metrics: HttpMetrics,
     /// Reads and writes trace context.
@@ -155,7 +156,7 @@ impl CommonOptions {
     where
         P: ObjectSafeTracerProvider + ?Sized,
     {
-        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope)));
+        self.tracer = Some(provider_tracer(provider, scope));
     }
 
     /// Uses `provider` for metrics.
@@ -176,7 +177,7 @@ impl CommonOptions {
         };
         let tracer = match self.tracer {
             Some(t) => t,
-            None => BoxedTracer::new(global::tracer_provider().boxed_tracer(scope.clone())),
+            None => global_tracer(scope.clone()),
         };
         let meter = self
             .meter

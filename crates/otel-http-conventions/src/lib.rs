@@ -40,6 +40,7 @@ mod method;
 mod metrics;
 mod span_names;
 mod status;
+mod tracer;
 mod url;
 
 pub use forwarded::{
@@ -61,6 +62,7 @@ pub use status::{
     client_status_is_error, server_status_is_error, short_type_name, status_code_str,
     ERROR_TYPE_OTHER,
 };
+pub use tracer::{HttpSpan, HttpTracer, InstalledTracerProvider};
 pub use url::{SensitiveQueryParameters, DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED};
 
 /// The schema URL of the conventions these crates follow.

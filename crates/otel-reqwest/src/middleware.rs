@@ -241,40 +241,44 @@ impl Middleware for OtelMiddleware {
             .with_kind(SpanKind::Client)
             .with_start_time(start_time)
             .with_attributes(at_start);
-        let mut span = config.common.tracer.build_with_context(builder, &parent);
-        let recording = span.is_recording();
-        let request_body_size = config
-            .common
-            .body_size
-            .then(|| {
-                req.body()
-                    .and_then(|b| b.as_bytes())
-                    .map(|b| b.len() as u64)
-            })
-            .flatten();
-        if recording {
-            let mut rest = Vec::with_capacity(4);
-            if !config.common.sampling_attributes {
-                rest.push(KeyValue::new(attr::URL_FULL, url_full()));
+        // The span lives only in this block: a local held until the end of
+        // the function would sit in the future's state across the await.
+        let (cx, recording, request_body_size) = {
+            let mut span = config.common.tracer.build_with_context(builder, &parent);
+            let recording = span.is_recording();
+            let request_body_size = config
+                .common
+                .body_size
+                .then(|| {
+                    req.body()
+                        .and_then(|b| b.as_bytes())
+                        .map(|b| b.len() as u64)
+                })
+                .flatten();
+            if recording {
+                let mut rest = Vec::with_capacity(4);
+                if !config.common.sampling_attributes {
+                    rest.push(KeyValue::new(attr::URL_FULL, url_full()));
+                }
+                if let Some(original) = method.original {
+                    rest.push(KeyValue::new(
+                        attr::HTTP_REQUEST_METHOD_ORIGINAL,
+                        original.to_owned(),
+                    ));
+                }
+                if attempt_no > 1 {
+                    rest.push(KeyValue::new(
+                        attr::HTTP_REQUEST_RESEND_COUNT,
+                        i64::from(attempt_no - 1),
+                    ));
+                }
+                if let Some(size) = request_body_size {
+                    rest.push(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
+                }
+                span.set_attributes(rest);
             }
-            if let Some(original) = method.original {
-                rest.push(KeyValue::new(
-                    attr::HTTP_REQUEST_METHOD_ORIGINAL,
-                    original.to_owned(),
-                ));
-            }
-            if attempt_no > 1 {
-                rest.push(KeyValue::new(
-                    attr::HTTP_REQUEST_RESEND_COUNT,
-                    i64::from(attempt_no - 1),
-                ));
-            }
-            if let Some(size) = request_body_size {
-                rest.push(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
-            }
-            span.set_attributes(rest);
-        }
-        let cx = parent.with_span(span);
+            (parent.with_span(span), recording, request_body_size)
+        };
 
         if config
             .propagate_to

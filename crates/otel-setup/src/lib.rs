@@ -412,7 +412,11 @@ impl TelemetryBuilder {
         let meter_provider = meter.build();
 
         if !self.local {
-            global::set_tracer_provider(tracer_provider.clone());
+            // The SDK provider, wrapped so that otel-web's instrumentations
+            // can start spans with its tracer directly.
+            global::set_tracer_provider(otel_http_conventions::InstalledTracerProvider::new(
+                tracer_provider.clone(),
+            ));
             global::set_meter_provider(meter_provider.clone());
         }
         Ok(Telemetry {
