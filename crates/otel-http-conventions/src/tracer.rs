@@ -85,6 +85,21 @@ where
 }
 
 /// The tracer of an instrumentation: the SDK's, or any through the API.
+///
+/// ```
+/// use opentelemetry::trace::{Span, SpanBuilder, Tracer};
+/// use otel_http_conventions::{scope, CommonOptions, Side};
+///
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let mut options = CommonOptions::default();
+/// options.set_tracer_provider(&provider, scope("doc", "0"));
+/// let tracer = options.resolve(Side::Server, scope("doc", "0")).tracer;
+/// // A provider given in code goes through the API.
+/// assert!(!tracer.is_sdk());
+/// let mut span = tracer.build_with_context(SpanBuilder::from_name("GET /"), &Default::default());
+/// assert!(span.is_recording());
+/// span.end();
+/// ```
 pub enum HttpTracer {
     /// The SDK's tracer, from an [`InstalledTracerProvider`].
     Sdk(SdkTracer),

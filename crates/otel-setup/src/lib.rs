@@ -28,7 +28,11 @@
 //!   `OTEL_METRIC_EXPORT_INTERVAL`), and text-map propagator
 //!   (`OTEL_PROPAGATORS`: `tracecontext` is otel-propagation's W3C Level 2
 //!   propagator, `baggage` its W3C Baggage one, `b3` / `b3multi` the B3
-//!   formats, `none` nothing).
+//!   formats, `none` nothing). The tracer provider is installed wrapped in
+//!   `otel_http_conventions::InstalledTracerProvider`, and the default
+//!   `tracecontext,baggage` through `otel_propagation::set_global_default`,
+//!   so that otel-web's layers take the fast paths those offer; to anything
+//!   else they are the same provider and propagator.
 //! - The resource: `service.name` from `OTEL_SERVICE_NAME`, then
 //!   `OTEL_RESOURCE_ATTRIBUTES`, then `unknown_service:<executable>`; the
 //!   other `OTEL_RESOURCE_ATTRIBUTES` entries (percent-decoded); the SDK's
