@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end throughput over loopback: each server variant (benches/src/lib.rs)
-# served by `loadserver` (one tokio worker) on 127.0.0.1 and driven by wrk
-# with a sampled traceparent. Variants run interleaved, ROUNDS times, so
-# machine noise falls on all of them alike; the table gives each variant's
-# median requests/s and p99 over the rounds, and its ratio to bare axum
-# measured in the same run.
+# served by `loadserver` (one tokio worker per core, or WORKERS) on 127.0.0.1,
+# driven by wrk with a sampled traceparent. Variants run interleaved, ROUNDS
+# times, each round starting one variant later, so machine noise falls on
+# all of them alike; the table gives each variant's median requests/s and
+# p99 over the rounds, and the median over rounds of its ratio to that
+# round's bare run.
 # Usage: bash benches/load.sh [seconds per run] [rounds]   (defaults 10 and 3)
 # VARIANTS="bare otel_sampled" limits the run (bare must be among them).
 # Needs wrk (apt-get install wrk).
@@ -39,8 +40,13 @@ to_ms() {
     else { printf "%s", v } }'
 }
 
+read -r -a list <<<"$variants"
+count=${#list[@]}
 for round in $(seq 1 "$rounds"); do
-  for v in $variants; do
+  # Each round starts one variant later, so no variant always runs first
+  # (right after the previous round's last server was stopped).
+  for i in $(seq 0 $((count - 1))); do
+    v=${list[$(((i + round - 1) % count))]}
     port=$((port + 1))
     "$bin" "$v" "$port" &
     pid=$!
@@ -60,12 +66,20 @@ for round in $(seq 1 "$rounds"); do
 done
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-bare_rps=$(awk '$1 == "bare" {print $3}' "$results" | median)
-bare_p99=$(awk '$1 == "bare" {print $4}' "$results" | median)
-printf '| variant | requests/s (median of %d) | vs bare | p99 ms | p99 vs bare |\n| --- | --- | --- | --- | --- |\n' "$rounds"
+# Ratios are taken within each round (to that round's bare run), then the
+# median over rounds: bare's own rate moves from round to round.
+ratios() {
+  awk -v v="$1" -v col="$2" '
+    $1 == "bare" { base[$2] = $col }
+    $1 == v { val[$2] = $col }
+    END { for (r in val) if (base[r] > 0) print val[r] / base[r] }' "$results"
+}
+printf '| variant | requests/s (median of %d) | vs bare (median of round ratios) | p99 ms | p99 vs bare |\n| --- | --- | --- | --- | --- |\n' "$rounds"
 for v in $variants; do
   rps=$(awk -v v="$v" '$1 == v {print $3}' "$results" | median)
   p99=$(awk -v v="$v" '$1 == v {print $4}' "$results" | median)
-  awk -v v="$v" -v r="$rps" -v b="$bare_rps" -v p="$p99" -v bp="$bare_p99" \
-    'BEGIN { printf "| %s | %.0f | %.1f%% | %.3f | %.2fx |\n", v, r, 100 * r / b, p, p / bp }'
+  ratio=$(ratios "$v" 3 | median)
+  p99_ratio=$(ratios "$v" 4 | median)
+  awk -v v="$v" -v r="$rps" -v q="$ratio" -v p="$p99" -v pq="$p99_ratio" \
+    'BEGIN { printf "| %s | %.0f | %.1f%% | %.3f | %.2fx |\n", v, r, 100 * q, p, pq }'
 done

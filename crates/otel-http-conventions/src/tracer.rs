@@ -26,12 +26,13 @@ thread_local! {
 }
 
 /// An SDK tracer provider, to install as the global one in place of the
-/// provider itself: everything that uses the global provider works as
-/// before, and otel-web's instrumentations built while it is the global one
-/// start their spans with the SDK's tracer directly (fewer allocations and
-/// dynamic calls per span). Installing another global provider afterwards
-/// turns this off for instrumentations built after that, as the global
-/// provider is read when an instrumentation is built.
+/// provider itself (or to give an instrumentation in code): everything that
+/// uses it works as before, and otel-web's instrumentations built with it,
+/// or while it is the global one, start their spans with the SDK's tracer
+/// directly (fewer allocations and dynamic calls per span). Installing
+/// another global provider afterwards turns this off for instrumentations
+/// built after that, as the global provider is read when an
+/// instrumentation is built.
 ///
 /// ```
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -66,22 +67,23 @@ impl TracerProvider for InstalledTracerProvider {
 /// A tracer for `scope` from the global provider: the SDK's own if the
 /// global provider is an [`InstalledTracerProvider`], else through the API.
 pub(crate) fn global_tracer(scope: InstrumentationScope) -> HttpTracer {
+    provider_tracer(&global::tracer_provider(), scope)
+}
+
+/// A tracer for `scope` from `provider`: the SDK's own if `provider` is (or
+/// forwards to) an [`InstalledTracerProvider`], else through the API.
+pub(crate) fn provider_tracer<P>(provider: &P, scope: InstrumentationScope) -> HttpTracer
+where
+    P: ObjectSafeTracerProvider + ?Sized,
+{
     HANDED_OVER.set(None);
     WANTED.set(true);
-    let boxed = global::tracer_provider().boxed_tracer(scope);
+    let boxed = provider.boxed_tracer(scope);
     WANTED.set(false);
     match HANDED_OVER.take() {
         Some(sdk) => HttpTracer::Sdk(sdk),
         None => HttpTracer::Boxed(BoxedTracer::new(boxed)),
     }
-}
-
-/// A tracer for `scope` from `provider`, through the API.
-pub(crate) fn provider_tracer<P>(provider: &P, scope: InstrumentationScope) -> HttpTracer
-where
-    P: ObjectSafeTracerProvider + ?Sized,
-{
-    HttpTracer::Boxed(BoxedTracer::new(provider.boxed_tracer(scope)))
 }
 
 /// The tracer of an instrumentation: the SDK's, or any through the API.

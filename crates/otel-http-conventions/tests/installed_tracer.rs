@@ -51,13 +51,17 @@ fn sdk_tracer_is_taken_from_the_installed_provider_only() {
         ]
     );
 
-    // A provider given in code, or another global one: through the API.
-    let explicit = {
+    // Given in code: the installed wrapper hands over its tracer too, the
+    // bare SDK provider goes through the API.
+    let given = |provider: &dyn opentelemetry::global::ObjectSafeTracerProvider| {
         let mut options = CommonOptions::default();
-        options.set_tracer_provider(&provider, scope("t", "0"));
+        options.set_tracer_provider(provider, scope("t", "0"));
         options.resolve(Side::Server, scope("t", "0")).tracer
     };
-    assert!(!explicit.is_sdk());
+    assert!(given(&InstalledTracerProvider::new(provider.clone())).is_sdk());
+    assert!(!given(&provider).is_sdk());
+
+    // Another global provider: through the API.
     global::set_tracer_provider(SdkTracerProvider::builder().build());
     assert!(!resolved_tracer().is_sdk());
     let _ = provider.shutdown();

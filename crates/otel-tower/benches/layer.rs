@@ -3,7 +3,10 @@
 //! with metrics only (a no-op tracer).
 //!
 //! Spans go to a batch processor with a discarding exporter, the pipeline a
-//! production service runs.
+//! production service runs. The providers and propagator are set up as
+//! otel-setup sets them up: the tracer provider wrapped in
+//! `InstalledTracerProvider`, the W3C propagators installed with
+//! `set_global_default`.
 
 use axum::body::Body;
 use axum::routing::get;
@@ -14,6 +17,7 @@ use http_body_util::BodyExt;
 use opentelemetry::trace::noop::NoopTracerProvider;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use otel_http_conventions::InstalledTracerProvider;
 use otel_tower::OtelLayer;
 use tower::{Service, ServiceExt};
 
@@ -47,7 +51,7 @@ fn bench(c: &mut Criterion) {
     let sampled = tracer(Sampler::AlwaysOn);
     let unsampled = tracer(Sampler::AlwaysOff);
     let meters = meter();
-    let propagator = otel_propagation::default_propagator;
+    otel_propagation::set_global_default();
 
     let variants: Vec<(&str, Router)> = vec![
         ("bare", router()),
@@ -55,9 +59,8 @@ fn bench(c: &mut Criterion) {
             "sampled",
             router().layer(
                 OtelLayer::builder()
-                    .tracer_provider(&sampled)
+                    .tracer_provider(&InstalledTracerProvider::new(sampled.clone()))
                     .meter_provider(&meters)
-                    .propagator(propagator())
                     .build(),
             ),
         ),
@@ -65,9 +68,8 @@ fn bench(c: &mut Criterion) {
             "not_sampled",
             router().layer(
                 OtelLayer::builder()
-                    .tracer_provider(&unsampled)
+                    .tracer_provider(&InstalledTracerProvider::new(unsampled.clone()))
                     .meter_provider(&meters)
-                    .propagator(propagator())
                     .build(),
             ),
         ),
@@ -77,7 +79,6 @@ fn bench(c: &mut Criterion) {
                 OtelLayer::builder()
                     .tracer_provider(&NoopTracerProvider::new())
                     .meter_provider(&meters)
-                    .propagator(propagator())
                     .build(),
             ),
         ),
