@@ -10,7 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
@@ -49,8 +51,14 @@ pub const PATH: &str = "/users/42?x=1";
 /// A sampled caller's `traceparent`, sent with every request.
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// The SDK pipeline, installed as the globals.
+/// The SDK pipeline, installed as the globals, with the batch processor's
+/// default queue (2,048 spans).
 pub fn providers(variant: &str) -> (SdkTracerProvider, SdkMeterProvider) {
+    providers_with_queue(variant, 2048)
+}
+
+/// [`providers`] with room for `queue` spans in the batch processor.
+pub fn providers_with_queue(variant: &str, queue: usize) -> (SdkTracerProvider, SdkMeterProvider) {
     let sampler = if variant.contains("not_sampled") {
         Sampler::AlwaysOff
     } else {
@@ -58,7 +66,15 @@ pub fn providers(variant: &str) -> (SdkTracerProvider, SdkMeterProvider) {
     };
     let tracer = SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_span_processor(BatchSpanProcessor::builder(otel_testkit::DiscardSpanExporter).build())
+        .with_span_processor(
+            BatchSpanProcessor::builder(otel_testkit::DiscardSpanExporter)
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_max_queue_size(queue)
+                        .build(),
+                )
+                .build(),
+        )
         .build();
     let meter = SdkMeterProvider::builder()
         .with_reader(

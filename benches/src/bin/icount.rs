@@ -9,8 +9,8 @@
 
 use http_body_util::BodyExt;
 use otel_web_benches::{
-    call_over_loopback, client, providers, request, router, runtime, server_app, CLIENT_VARIANTS,
-    SERVER_VARIANTS,
+    call_over_loopback, client, providers_with_queue, request, router, runtime, server_app,
+    CLIENT_VARIANTS, SERVER_VARIANTS,
 };
 use std::process::ExitCode;
 use tower::ServiceExt;
@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     ) else {
         return usage();
     };
-    let (tracer, meter) = providers(&variant);
+    // Room for every span of the run: under valgrind, which runs one thread
+    // at a time, the export thread falls behind, and a full queue would drop
+    // spans (cheaper than exporting them) instead of exporting them.
+    let (tracer, meter) = providers_with_queue(&variant, n.max(2048) + 64);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
