@@ -4,17 +4,10 @@
 mod common;
 
 use common::*;
-use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::trace::Status;
 use opentelemetry::Value;
 use otel_testkit::{SpanDataExt, TestTelemetry};
 use std::time::Duration;
-
-fn server_span(t: &TestTelemetry) -> otel_testkit::SpanData {
-    t.wait_for_spans(1, WAIT)
-        .into_iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .expect("a server span")
-}
 
 fn active_total(t: &TestTelemetry) -> f64 {
     t.sum("http.server.active_requests")

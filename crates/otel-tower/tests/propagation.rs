@@ -5,27 +5,8 @@
 mod common;
 
 use common::*;
-use http_body_util::Full;
-use opentelemetry::trace::{SpanKind, TraceId};
+use opentelemetry::trace::TraceId;
 use otel_testkit::{SpanDataExt, TestTelemetry};
-
-const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT: &str = "00f067aa0ba902b7";
-
-fn server_span(t: &TestTelemetry) -> otel_testkit::SpanData {
-    t.wait_for_spans(1, WAIT)
-        .into_iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .expect("a server span")
-}
-
-async fn get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = request("GET", addr, path);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    send(req.body(Full::default()).expect("req")).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_traceparent_parents_the_server_span() {
@@ -189,48 +170,4 @@ async fn unsampled_request_still_propagates_its_context() {
         1,
         "metrics still are"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn global_propagator_is_used_by_default() {
-    opentelemetry::global::set_text_map_propagator(otel_propagation::default_propagator());
-    let t = TestTelemetry::new();
-    let app = routes(&t).layer(
-        otel_tower::OtelLayer::builder()
-            .tracer_provider(t.tracer_provider())
-            .meter_provider(t.meter_provider())
-            .build(),
-    );
-    let addr = serve(app).await;
-    let tp = format!("00-{TRACE}-{PARENT}-01");
-    get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
-    assert_eq!(server_span(&t).trace_id().to_string(), TRACE);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn installed_default_is_followed_until_replaced() {
-    // As otel-setup installs it: the layer reads the headers directly...
-    otel_propagation::set_global_default();
-    let t = TestTelemetry::new();
-    let app = routes(&t).layer(
-        otel_tower::OtelLayer::builder()
-            .tracer_provider(t.tracer_provider())
-            .meter_provider(t.meter_provider())
-            .build(),
-    );
-    let addr = serve(app).await;
-    let tp = format!("00-{TRACE}-{PARENT}-01");
-    get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
-    assert_eq!(server_span(&t).trace_id().to_string(), TRACE);
-
-    // ...and a propagator installed later, here one that reads nothing,
-    // takes over for the layer already built.
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry::propagation::TextMapCompositePropagator::new(Vec::new()),
-    );
-    t.reset();
-    get_with(addr, "/users/1", &[("traceparent", &tp)]).await;
-    let span = server_span(&t);
-    assert_ne!(span.trace_id().to_string(), TRACE);
-    assert_eq!(span.parent_span_id, opentelemetry::trace::SpanId::INVALID);
 }

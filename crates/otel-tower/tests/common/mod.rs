@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::Context;
 use otel_testkit::TestTelemetry;
 use otel_tower::{OtelLayer, OtelLayerBuilder};
@@ -220,4 +220,26 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The trace id a calling service sends.
+pub const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// The calling service's span id.
+pub const PARENT: &str = "00f067aa0ba902b7";
+
+/// The server span, once exported.
+pub fn server_span(t: &TestTelemetry) -> otel_testkit::SpanData {
+    t.wait_for_spans(1, WAIT)
+        .into_iter()
+        .find(|s| s.span_kind == SpanKind::Server)
+        .expect("a server span")
+}
+
+/// GET `path` with extra request headers.
+pub async fn get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = request("GET", addr, path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(Full::default()).expect("req")).await
 }
