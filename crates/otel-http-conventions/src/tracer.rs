@@ -34,6 +34,11 @@ thread_local! {
 /// built after that, as the global provider is read when an
 /// instrumentation is built.
 ///
+/// The hand-over happens whenever an instrumentation asks a provider for a
+/// tracer and this one answers, so a provider of your own that forwards to
+/// an `InstalledTracerProvider` is skipped: wrap only a provider whose
+/// tracers you do not change.
+///
 /// ```
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use otel_http_conventions::InstalledTracerProvider;
