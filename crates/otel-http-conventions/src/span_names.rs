@@ -11,7 +11,7 @@
 use hashbrown::{Equivalent, HashSet};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// At most this many distinct span names are kept, process-wide. A service
 /// with more routes than this names the rest per request.
@@ -58,9 +58,56 @@ impl Equivalent<Interned> for Pair<'_> {
     }
 }
 
-static SHARED: Mutex<Option<HashSet<Interned>>> = Mutex::new(None);
+/// The names kept process-wide: filled under a lock until `bound` names
+/// are kept, then frozen, and read from the frozen copy without a lock, so
+/// a name that did not fit costs no lock on every request.
+struct Kept {
+    filling: Mutex<Option<HashSet<Interned>>>,
+    frozen: OnceLock<HashSet<Interned>>,
+    bound: usize,
+}
+
+impl Kept {
+    const fn new(bound: usize) -> Self {
+        Kept {
+            filling: Mutex::new(None),
+            frozen: OnceLock::new(),
+            bound,
+        }
+    }
+
+    /// The kept name for the pair, made and kept if there is room.
+    fn get(&self, method: &str, target: &str) -> Option<Interned> {
+        if let Some(frozen) = self.frozen.get() {
+            return frozen.get(&Pair(method, target)).copied();
+        }
+        // A poisoned lock only means another thread panicked while
+        // inserting; the set itself is always whole.
+        let mut filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
+        let set = filling.get_or_insert_with(HashSet::new);
+        if let Some(hit) = set.get(&Pair(method, target)) {
+            return Some(*hit);
+        }
+        if set.len() >= self.bound {
+            // Nothing will be added any more.
+            let _ = self.frozen.set(set.clone());
+            return None;
+        }
+        let interned = Interned {
+            // Kept for the life of the process, and bounded above.
+            name: Box::leak(join(method, target).into_boxed_str()),
+            split: method.len(),
+        };
+        set.insert(interned);
+        Some(interned)
+    }
+}
+
+static KEPT: Kept = Kept::new(MAX_INTERNED_SPAN_NAMES);
 
 thread_local! {
+    /// The names this thread has used: a subset of [`KEPT`], so bounded
+    /// by it.
     static LOCAL: RefCell<HashSet<Interned>> = RefCell::new(HashSet::new());
 }
 
@@ -93,12 +140,9 @@ pub fn interned_span_name(method: &str, target: &str) -> Option<SpanName> {
         if let Some(hit) = local.get(&Pair(method, target)) {
             return Some(*hit);
         }
-        let shared = kept_span_name(&SHARED, MAX_INTERNED_SPAN_NAMES, method, target)?;
-        if local.len() >= MAX_INTERNED_SPAN_NAMES {
-            local.clear();
-        }
-        local.insert(shared);
-        Some(shared)
+        let kept = KEPT.get(method, target)?;
+        local.insert(kept);
+        Some(kept)
     })?;
     Some(SpanName {
         name: found.name,
@@ -113,33 +157,6 @@ pub(crate) fn join(method: &str, target: &str) -> String {
     name.push(' ');
     name.push_str(target);
     name
-}
-
-/// The name kept in `shared`, made and kept if there is room for `bound`.
-fn kept_span_name(
-    shared: &Mutex<Option<HashSet<Interned>>>,
-    bound: usize,
-    method: &str,
-    target: &str,
-) -> Option<Interned> {
-    // A poisoned lock only means another thread panicked while inserting;
-    // the set itself is always whole.
-    let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-    let set = shared.get_or_insert_with(HashSet::new);
-    if let Some(hit) = set.get(&Pair(method, target)) {
-        return Some(*hit);
-    }
-    if set.len() >= bound {
-        return None;
-    }
-    let name = join(method, target);
-    let interned = Interned {
-        // Kept for the life of the process, and bounded above.
-        name: Box::leak(name.into_boxed_str()),
-        split: method.len(),
-    };
-    set.insert(interned);
-    Some(interned)
 }
 
 #[cfg(test)]
@@ -168,18 +185,24 @@ mod tests {
 
     #[test]
     fn stops_keeping_names_at_the_bound() {
-        let shared = Mutex::new(None);
-        let kept = kept_span_name(&shared, 3, "PUT", "/kept").expect("room");
+        let kept = Kept::new(3);
+        let first = kept.get("PUT", "/kept").expect("room");
         for i in 0..2 {
-            assert!(kept_span_name(&shared, 3, "GET", &format!("/fill/{i}")).is_some());
+            assert!(kept.get("GET", &format!("/fill/{i}")).is_some());
         }
-        assert!(kept_span_name(&shared, 3, "GET", "/one-too-many").is_none());
-        let again = kept_span_name(&shared, 3, "PUT", "/kept").expect("kept");
-        assert!(std::ptr::eq(kept.name, again.name));
-        let len = shared
+        assert!(kept.get("GET", "/one-too-many").is_none());
+        assert!(kept.get("GET", "/one-too-many").is_none());
+        let again = kept.get("PUT", "/kept").expect("kept");
+        assert!(std::ptr::eq(first.name, again.name));
+        let len = kept
+            .filling
             .lock()
             .map(|s| s.as_ref().map_or(0, HashSet::len))
             .unwrap_or(0);
         assert_eq!(len, 3);
+        // Once full, the kept names are read without the lock.
+        assert_eq!(kept.frozen.get().map(HashSet::len), Some(3));
+        let fill = kept.get("GET", "/fill/1").expect("kept before the bound");
+        assert_eq!(fill.target(), "/fill/1");
     }
 }
