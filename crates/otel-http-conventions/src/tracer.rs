@@ -9,7 +9,9 @@
 //! before.
 
 use opentelemetry::global::{self, BoxedSpan, BoxedTracer, ObjectSafeTracerProvider};
-use opentelemetry::trace::{Span, SpanBuilder, SpanContext, Status, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    Span, SpanBuilder, SpanContext, Status, TraceContextExt, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use std::borrow::Cow;
@@ -153,6 +155,43 @@ pub enum HttpSpan {
     Boxed(BoxedSpan),
 }
 
+impl HttpSpan {
+    /// `parent` with this span as its span: the context to make current
+    /// while the span's work runs.
+    ///
+    /// An SDK span that does not record (sampled out) has nothing to record
+    /// and nothing to end, so only its span context is kept: the context
+    /// then holds no boxed span and no lock, and reads the same to everyone
+    /// (same trace, span id and flags, not recording, ending is a no-op).
+    /// Any other span is kept whole.
+    ///
+    /// ```
+    /// use opentelemetry::trace::{SpanBuilder, TraceContextExt, Tracer};
+    /// use opentelemetry::Context;
+    /// use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+    /// use otel_http_conventions::{HttpSpan, HttpTracer};
+    /// use opentelemetry::trace::TracerProvider as _;
+    ///
+    /// let provider = SdkTracerProvider::builder()
+    ///     .with_sampler(Sampler::AlwaysOff)
+    ///     .build();
+    /// let tracer = HttpTracer::Sdk(provider.tracer("doc"));
+    /// let span = tracer.build_with_context(SpanBuilder::from_name("GET /"), &Context::new());
+    /// let id = opentelemetry::trace::Span::span_context(&span).clone();
+    /// let cx = span.into_context(&Context::new());
+    /// assert_eq!(cx.span().span_context(), &id);
+    /// assert!(!cx.span().is_recording());
+    /// ```
+    pub fn into_context(self, parent: &Context) -> Context {
+        match self {
+            HttpSpan::Sdk(span) if !span.is_recording() => {
+                parent.with_remote_span_context(span.span_context().clone())
+            }
+            span => parent.with_span(span),
+        }
+    }
+}
+
 /// Forwards a call to whichever span this is.
 macro_rules! either {
     ($self:ident, $span:ident => $call:expr) => {
@@ -208,5 +247,68 @@ impl Span for HttpSpan {
 
     fn end_with_timestamp(&mut self, timestamp: SystemTime) {
         either!(self, s => s.end_with_timestamp(timestamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, TraceContextExt};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler};
+
+    fn sdk_tracer(sampler: Sampler, exporter: &InMemorySpanExporter) -> HttpTracer {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_simple_exporter(exporter.clone())
+            .build();
+        HttpTracer::Sdk(provider.tracer("t"))
+    }
+
+    #[test]
+    fn unsampled_span_context_reads_as_the_span_did() {
+        let exporter = InMemorySpanExporter::default();
+        let tracer = sdk_tracer(
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            &exporter,
+        );
+        let span = tracer.build_with_context(
+            SpanBuilder::from_name("GET /").with_kind(SpanKind::Server),
+            &Context::new(),
+        );
+        let sc = span.span_context().clone();
+        assert!(sc.is_valid() && !sc.is_sampled() && !sc.is_remote());
+        let cx = span.into_context(&Context::new());
+        let in_cx = cx.span();
+        assert_eq!(in_cx.span_context(), &sc);
+        assert!(!in_cx.is_recording());
+        // Recording calls and the end are no-ops, as on the span itself.
+        in_cx.set_attribute(KeyValue::new("k", 1));
+        in_cx.end();
+
+        // A child follows the unsampled parent: same trace, not sampled.
+        let mut child = tracer.build_with_context(SpanBuilder::from_name("child"), &cx);
+        assert_eq!(child.span_context().trace_id(), sc.trace_id());
+        assert!(!child.is_recording());
+        child.end();
+        assert!(exporter.get_finished_spans().unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn recording_span_is_kept_whole_in_its_context() {
+        let exporter = InMemorySpanExporter::default();
+        let tracer = sdk_tracer(Sampler::AlwaysOn, &exporter);
+        let span = tracer.build_with_context(SpanBuilder::from_name("GET /"), &Context::new());
+        let parent_id = span.span_context().span_id();
+        let cx = span.into_context(&Context::new());
+        assert!(cx.span().is_recording());
+        let mut child = tracer.build_with_context(SpanBuilder::from_name("child"), &cx);
+        child.end();
+        cx.span().set_attribute(KeyValue::new("k", 1));
+        cx.span().end();
+        let spans = exporter.get_finished_spans().unwrap_or_default();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0].parent_span_id, parent_id);
+        assert_eq!(spans[1].name, "GET /");
+        assert_eq!(spans[1].attributes, vec![KeyValue::new("k", 1)]);
     }
 }

@@ -277,7 +277,7 @@ impl Middleware for OtelMiddleware {
                 }
                 span.set_attributes(rest);
             }
-            (parent.with_span(span), recording, request_body_size)
+            (span.into_context(&parent), recording, request_body_size)
         };
 
         if config

@@ -134,14 +134,17 @@ impl RequestState {
         // most requests reach a service directly.
         let forwarding_headers = !matches!(config.forwarding, Forwarding::Ignore)
             && has_forwarding_headers(head.headers);
+        // The peer's address, once looked up: only trusting proxies by
+        // address needs it before the span is sampled.
+        let mut peer = None;
         // Whether the forwarded scheme and host are believed.
         let forwarded = forwarding_headers
             && match &config.forwarding {
                 Forwarding::All => true,
                 Forwarding::Ignore => false,
-                Forwarding::Trusted(proxies) => {
-                    peer_address(head.extensions).is_some_and(|p| proxies.contains(p.ip()))
-                }
+                Forwarding::Trusted(proxies) => peer
+                    .insert(peer_address(head.extensions))
+                    .is_some_and(|p| proxies.contains(p.ip())),
             };
         let scheme = forwarded
             .then(|| forwarded_scheme(head.headers))
@@ -188,6 +191,7 @@ impl RequestState {
             static_route,
             host_port,
             forwarding_headers,
+            peer,
         };
         if config.common.sampling_attributes {
             push_request_attributes(config, head, &facts, &mut attrs);
@@ -206,7 +210,7 @@ impl RequestState {
             push_request_attributes(config, head, &facts, &mut rest);
             span.set_attributes(rest);
         }
-        let cx = parent.with_span(span);
+        let cx = span.into_context(&parent);
         if recording {
             if let Some(hook) = &config.request_hook {
                 hook(&cx.span(), head);
@@ -386,6 +390,8 @@ struct RequestFacts<'a> {
     host_port: Option<HostPort<'a>>,
     /// Some `Forwarded` or `X-Forwarded-*` header is present.
     forwarding_headers: bool,
+    /// The peer's address, when it has been looked up already.
+    peer: Option<Option<SocketAddr>>,
 }
 
 /// The attributes built only for recorded requests (or for the sampler,
@@ -402,10 +408,13 @@ fn push_request_attributes(
         static_route,
         host_port,
         forwarding_headers,
+        peer,
     } = *facts;
-    // Looked up here, for the attributes, and otherwise only when proxies
-    // are trusted by address: an unsampled request does not need it.
-    let peer = peer_address(head.extensions);
+    // Looked up here, for the attributes, unless trusting proxies by
+    // address needed it already: an unsampled request does not need it.
+    let peer = peer.unwrap_or_else(|| peer_address(head.extensions));
+    // Formatted once: it is usually both the client and the peer address.
+    let peer_ip = peer.map(|p| p.ip().to_string());
     out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
     if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
         out.push(KeyValue::new(
@@ -431,7 +440,7 @@ fn push_request_attributes(
     if let Some(hp) = host_port {
         out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
     }
-    let from_peer = || peer.map(|p| p.ip().to_string());
+    let from_peer = || peer_ip.clone();
     let client = match &config.forwarding {
         Forwarding::All if forwarding_headers => forwarded_client_address(head.headers)
             .map(str::to_owned)
@@ -445,11 +454,8 @@ fn push_request_attributes(
     if let Some(client) = client {
         out.push(KeyValue::new(attr::CLIENT_ADDRESS, client));
     }
-    if let Some(peer) = peer {
-        out.push(KeyValue::new(
-            attr::NETWORK_PEER_ADDRESS,
-            peer.ip().to_string(),
-        ));
+    if let (Some(peer), Some(ip)) = (peer, peer_ip) {
+        out.push(KeyValue::new(attr::NETWORK_PEER_ADDRESS, ip));
         out.push(KeyValue::new(
             attr::NETWORK_PEER_PORT,
             i64::from(peer.port()),
