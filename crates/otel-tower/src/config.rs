@@ -285,11 +285,12 @@ impl OtelLayerBuilder {
     }
 
     /// Pass every sampling-relevant attribute (`url.path`, `url.query`,
-    /// `server.address`, `client.address`, `user_agent.original`, captured
-    /// request headers) to the sampler at span creation. Default `false`:
-    /// the sampler sees `http.request.method`, `url.scheme` and
-    /// `server.port`, and the rest is built only for sampled requests. Turn
-    /// this on for a sampler that decides by path or header.
+    /// `server.address`, `server.port`, `client.address`,
+    /// `user_agent.original`, captured request headers) to the sampler at
+    /// span creation. Default `false`: the sampler sees
+    /// `http.request.method` and `url.scheme`, and the rest is built only
+    /// for sampled requests. Turn this on for a sampler that decides by
+    /// path, host or header.
     pub fn sampling_attributes(mut self, enabled: bool) -> Self {
         self.common.sampling_attributes = enabled;
         self

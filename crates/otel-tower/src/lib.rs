@@ -95,10 +95,12 @@
 //! - The tracer and meter are resolved once, when the layer is built. The
 //!   global propagator cannot be held, so unless one is given it is read per
 //!   request (an uncontended read lock).
-//! - The sampler sees `http.request.method`, `url.scheme` and `server.port`
-//!   at span creation; the attributes that need allocation are added once
-//!   the span is known to be recorded. `sampling_attributes(true)` passes them
-//!   all to the sampler instead.
+//! - The sampler sees `http.request.method` and `url.scheme` at span
+//!   creation; the attributes that need header parsing or allocation
+//!   (`server.address`, `server.port`, `url.path`, ...) are added once the
+//!   span is known to be recorded, so an unsampled request never parses its
+//!   `Host`. `sampling_attributes(true)` passes them all to the sampler
+//!   instead.
 //! - `Forwarded` / `X-Forwarded-*` are trusted by default, as the conventions
 //!   ask; turn that off where no proxy overwrites them, or name the proxies
 //!   with `trusted_proxies` so `client.address` cannot be spoofed.

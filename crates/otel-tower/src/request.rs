@@ -7,8 +7,8 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, has_forwarding_headers, protocol_version,
-    server_host_port, server_status_is_error, status_code_str, trusted_client_address, HostPort,
-    Measurement, MetricKey,
+    server_host_port, server_status_is_error, status_code_str, trusted_client_address, Measurement,
+    MetricKey,
 };
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -151,7 +151,6 @@ impl RequestState {
             .flatten()
             .or_else(|| head.uri.scheme_str())
             .unwrap_or("http");
-        let host_port = server_host_port(head.headers, head.uri, scheme, forwarded);
 
         let extracted = config.common.propagator.extract(head.headers);
         let public = config.public_endpoint.as_ref().is_some_and(|f| f(head));
@@ -182,14 +181,12 @@ impl RequestState {
             method_value.clone(),
         ));
         attrs.push(KeyValue::new(attr::URL_SCHEME, scheme_value.clone()));
-        if let Some(port) = host_port.and_then(|hp| hp.port) {
-            attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
-        }
         let facts = RequestFacts {
             method: &method,
             route,
             static_route,
-            host_port,
+            scheme,
+            forwarded,
             forwarding_headers,
             peer,
         };
@@ -387,7 +384,10 @@ struct RequestFacts<'a> {
     route: Option<&'a str>,
     /// `route`, when a `'static` copy of it is kept.
     static_route: Option<&'static str>,
-    host_port: Option<HostPort<'a>>,
+    /// `url.scheme`, as found.
+    scheme: &'a str,
+    /// Whether the forwarded scheme and host are believed.
+    forwarded: bool,
     /// Some `Forwarded` or `X-Forwarded-*` header is present.
     forwarding_headers: bool,
     /// The peer's address, when it has been looked up already.
@@ -406,7 +406,8 @@ fn push_request_attributes(
         method,
         route,
         static_route,
-        host_port,
+        scheme,
+        forwarded,
         forwarding_headers,
         peer,
     } = *facts;
@@ -437,8 +438,11 @@ fn push_request_attributes(
         (None, Some(route)) => out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned())),
         (None, None) => {}
     }
-    if let Some(hp) = host_port {
+    if let Some(hp) = server_host_port(head.headers, head.uri, scheme, forwarded) {
         out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
+        if let Some(port) = hp.port {
+            out.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+        }
     }
     let from_peer = || peer_ip.clone();
     let client = match &config.forwarding {

@@ -1,7 +1,8 @@
 //! Section A (server span) and C (header capture) rules, over a real server
+//! on 127.0.0.1, asserted against an in-memory exporter.
+
 // Rule tables are tuples on purpose: one row per case, read at a glance.
 #![allow(clippy::type_complexity)]
-//! on 127.0.0.1, asserted against an in-memory exporter.
 
 mod common;
 
@@ -392,40 +393,56 @@ async fn hooks_run_only_when_recording() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sampling_attributes_reach_the_sampler() {
-    use opentelemetry::trace::{Link, SpanKind, TraceId};
-    use opentelemetry::KeyValue;
-    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
+/// A sampler that decides by the attributes it is shown at span creation.
+#[derive(Clone)]
+struct ByAttributes(std::sync::Arc<dyn Fn(&[opentelemetry::KeyValue]) -> bool + Send + Sync>);
 
-    /// Samples only requests for /users/*: a path-based sampler.
-    #[derive(Debug, Clone)]
-    struct ByPath;
-    impl ShouldSample for ByPath {
-        fn should_sample(
-            &self,
-            _: Option<&opentelemetry::Context>,
-            _: TraceId,
-            _: &str,
-            _: &SpanKind,
-            attributes: &[KeyValue],
-            _: &[Link],
-        ) -> SamplingResult {
-            let users = attributes.iter().any(|kv| {
-                kv.key.as_str() == "url.path" && kv.value.as_str().starts_with("/users/")
-            });
-            SamplingResult {
-                decision: if users {
-                    SamplingDecision::RecordAndSample
-                } else {
-                    SamplingDecision::Drop
-                },
-                attributes: vec![],
-                trace_state: Default::default(),
-            }
+impl std::fmt::Debug for ByAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByAttributes")
+    }
+}
+
+impl opentelemetry_sdk::trace::ShouldSample for ByAttributes {
+    fn should_sample(
+        &self,
+        _: Option<&opentelemetry::Context>,
+        _: opentelemetry::trace::TraceId,
+        _: &str,
+        _: &SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        use opentelemetry_sdk::trace::SamplingDecision;
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: if (self.0)(attributes) {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: vec![],
+            trace_state: Default::default(),
         }
     }
-    let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(ByPath)));
+}
+
+fn sampled_by(
+    decide: impl Fn(&[opentelemetry::KeyValue]) -> bool + Send + Sync + 'static,
+) -> TestTelemetry {
+    let sampler = ByAttributes(std::sync::Arc::new(decide));
+    TestTelemetry::with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        sampler,
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_attributes_reach_the_sampler() {
+    // Samples only requests for /users/*: a path-based sampler.
+    let t = sampled_by(|attributes| {
+        attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "url.path" && kv.value.as_str().starts_with("/users/"))
+    });
     let app = routes(&t).layer(layer(&t).sampling_attributes(true).build());
     let addr = serve(app).await;
     get(addr, "/health").await;
@@ -434,6 +451,54 @@ async fn sampling_attributes_reach_the_sampler() {
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
     assert!(names.contains(&"GET /users/{id}"), "{names:?}");
     assert!(!names.contains(&"GET /health"), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampler_sees_method_and_scheme_by_default_and_every_attribute_on_request() {
+    use std::sync::{Arc, Mutex};
+
+    for opt_in in [false, true] {
+        // Samples everything and keeps the attribute names it was shown.
+        let shown: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let keep = Arc::clone(&shown);
+        let t = sampled_by(move |attributes| {
+            let mut names: Vec<String> = attributes.iter().map(|kv| kv.key.to_string()).collect();
+            names.sort();
+            if let Ok(mut shown) = keep.lock() {
+                shown.push(names);
+            }
+            true
+        });
+        let app = routes(&t).layer(layer(&t).sampling_attributes(opt_in).build());
+        let addr = serve(app).await;
+        get(addr, "/users/1").await;
+        // The recorded span has the server address and port either way.
+        let span = server_span(&t);
+        assert_eq!(span.attr_str("server.address"), "127.0.0.1");
+        assert_eq!(
+            span.attr("server.port"),
+            Some(&Value::I64(i64::from(addr.port())))
+        );
+        let shown = shown.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        let names = &shown[0];
+        if opt_in {
+            for key in [
+                "server.address",
+                "server.port",
+                "url.path",
+                "client.address",
+            ] {
+                assert!(
+                    names.iter().any(|n| n == key),
+                    "{key} missing from {names:?}"
+                );
+            }
+        } else {
+            // Nothing that needs the Host header parsed or a string built.
+            assert_eq!(names, &["http.request.method", "url.scheme"]);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
