@@ -7,9 +7,11 @@ use crate::{Side, DURATION_BUCKETS};
 use opentelemetry::metrics::{BoundHistogram, Histogram, Meter, UpDownCounter};
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as attr;
+use std::cell::RefCell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Bucket boundaries for body sizes, which the conventions leave open:
 /// 0 B, then 64 B to 1 GiB in powers of four.
@@ -173,8 +175,70 @@ impl hashbrown::Equivalent<StoredKey> for MetricKey<'_> {
     }
 }
 
-/// The instruments bound to one attribute set.
+/// An entry of the per-thread front of the cache: the instruments'
+/// identity, the caller's hint, and the shared binding (which holds the
+/// values). Hashed by the numbers only (the two, and the status code);
+/// equal only when the values are equal too, so a hint shared by different
+/// values costs a comparison, never a wrong series.
+struct FrontKey {
+    metrics: u64,
+    hint: u64,
+    bound: Arc<Bound>,
+}
+
+impl Hash for FrontKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.metrics, self.hint, self.bound.key.status).hash(state);
+    }
+}
+
+impl PartialEq for FrontKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.metrics == other.metrics
+            && self.hint == other.hint
+            && self.bound.key == other.bound.key
+    }
+}
+
+impl Eq for FrontKey {}
+
+/// A [`FrontKey`] to look up, with the values borrowed.
+struct FrontLookup<'a> {
+    metrics: u64,
+    hint: u64,
+    key: &'a MetricKey<'a>,
+}
+
+impl Hash for FrontLookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.metrics, self.hint, self.key.status).hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<FrontKey> for FrontLookup<'_> {
+    fn equivalent(&self, key: &FrontKey) -> bool {
+        self.metrics == key.metrics && self.hint == key.hint && *self.key == key.bound.key.as_key()
+    }
+}
+
+/// How many bindings one thread's front holds, over all instruments. A full
+/// front is emptied and fills again from the shared cache.
+const FRONT_CAPACITY: usize = MAX_BOUND_ATTRIBUTE_SETS;
+
+thread_local! {
+    /// The bindings this thread has recorded through, found without the
+    /// shared cache's lock and without hashing the values' strings.
+    static FRONT: RefCell<hashbrown::HashSet<FrontKey>> =
+        RefCell::new(hashbrown::HashSet::new());
+}
+
+/// Tells one [`HttpMetrics`] from every other in the process, for the
+/// per-thread front.
+static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The instruments bound to one attribute set, and the set's values.
 struct Bound {
+    key: StoredKey,
     duration: BoundHistogram<f64>,
     request_body: Option<BoundHistogram<u64>>,
     response_body: Option<BoundHistogram<u64>>,
@@ -201,7 +265,9 @@ pub struct HttpMetrics {
     pub request_body: Option<Histogram<u64>>,
     /// `http.{server,client}.response.body.size`, when opted in.
     pub response_body: Option<Histogram<u64>>,
-    bound: RwLock<hashbrown::HashMap<StoredKey, Bound>>,
+    bound: RwLock<hashbrown::HashMap<StoredKey, Arc<Bound>>>,
+    /// This instance's identity in the per-thread fronts.
+    id: u64,
 }
 
 impl fmt::Debug for HttpMetrics {
@@ -270,6 +336,7 @@ impl HttpMetrics {
             request_body: body_size.then(|| body(req_body, "request")),
             response_body: body_size.then(|| body(resp_body, "response")),
             bound: RwLock::new(hashbrown::HashMap::new()),
+            id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -288,33 +355,113 @@ impl HttpMetrics {
     /// records through that binding, which neither builds nor hashes
     /// attributes.
     pub fn record(&self, key: &MetricKey<'_>, m: Measurement) {
+        if self
+            .with_binding(key, |bound| self.record_bound(bound, m))
+            .is_none()
+        {
+            self.record_unbound(key, m);
+        }
+    }
+
+    /// Like [`record`](Self::record), for callers that can name the key's
+    /// values with a number: `hint` must be the same whenever `key` is, and
+    /// should differ when it differs (the server layer passes the address
+    /// of the span name it keeps for the request's method and route).
+    ///
+    /// Each thread keeps the bindings it has used, found by `hint` alone:
+    /// no shared lock is taken and no string is hashed. A hint shared by
+    /// different values is still correct (the values are compared), only
+    /// slower.
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider;
+    /// use otel_http_conventions::{HttpMetrics, Measurement, MetricKey, Side};
+    ///
+    /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::default();
+    /// let metrics = HttpMetrics::new(&provider.meter("example"), Side::Server, false, false);
+    /// static NAME: &str = "GET /users/{id}";
+    /// let key = MetricKey { method: "GET", route: Some("/users/{id}"), status: Some(200), ..MetricKey::default() };
+    /// metrics.record_with_hint(NAME.as_ptr() as u64, &key, Measurement { duration: 0.01, ..Measurement::default() });
+    /// assert_eq!(metrics.bound_attribute_sets(), 1);
+    /// ```
+    pub fn record_with_hint(&self, hint: u64, key: &MetricKey<'_>, m: Measurement) {
+        let lookup = FrontLookup {
+            metrics: self.id,
+            hint,
+            key,
+        };
+        let recorded = FRONT.with(|front| match front.try_borrow() {
+            Ok(front) => match front.get(&lookup) {
+                Some(entry) => {
+                    self.record_bound(&entry.bound, m);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        });
+        if recorded {
+            return;
+        }
+        let bound = self.with_binding(key, |bound| {
+            self.record_bound(bound, m);
+            Arc::clone(bound)
+        });
+        let Some(bound) = bound else {
+            self.record_unbound(key, m);
+            return;
+        };
+        FRONT.with(|front| {
+            if let Ok(mut front) = front.try_borrow_mut() {
+                if front.len() >= FRONT_CAPACITY {
+                    front.clear();
+                }
+                front.insert(FrontKey {
+                    metrics: self.id,
+                    hint,
+                    bound,
+                });
+            }
+        });
+    }
+
+    /// Calls `f` with the shared binding of `key`, made if there is room;
+    /// `None` once the cache is full without it.
+    fn with_binding<R>(&self, key: &MetricKey<'_>, f: impl FnOnce(&Arc<Bound>) -> R) -> Option<R> {
         let mut full = false;
         if let Ok(bound) = self.bound.read() {
             if let Some(b) = bound.get(key) {
-                self.record_bound(b, m);
-                return;
+                return Some(f(b));
             }
             full = bound.len() >= MAX_BOUND_ATTRIBUTE_SETS;
         }
-        let attrs = key.attributes();
         // Once the cache is full, sets outside it never take the write lock.
-        let writable = if full { None } else { self.bound.write().ok() };
-        if let Some(mut bound) = writable {
-            if let Some(b) = bound.get(key) {
-                self.record_bound(b, m);
-                return;
-            }
-            if bound.len() < MAX_BOUND_ATTRIBUTE_SETS {
-                let b = Bound {
-                    duration: self.duration.bind(&attrs),
-                    request_body: self.request_body.as_ref().map(|h| h.bind(&attrs)),
-                    response_body: self.response_body.as_ref().map(|h| h.bind(&attrs)),
-                };
-                self.record_bound(&b, m);
-                bound.insert(StoredKey::new(key), b);
-                return;
-            }
+        if full {
+            return None;
         }
+        let mut bound = self.bound.write().ok()?;
+        if let Some(b) = bound.get(key) {
+            return Some(f(b));
+        }
+        if bound.len() >= MAX_BOUND_ATTRIBUTE_SETS {
+            return None;
+        }
+        let attrs = key.attributes();
+        let b = Arc::new(Bound {
+            key: StoredKey::new(key),
+            duration: self.duration.bind(&attrs),
+            request_body: self.request_body.as_ref().map(|h| h.bind(&attrs)),
+            response_body: self.response_body.as_ref().map(|h| h.bind(&attrs)),
+        });
+        let out = f(&b);
+        bound.insert(StoredKey::new(key), b);
+        Some(out)
+    }
+
+    /// Records through the SDK's own attribute path: sets the cache has no
+    /// room for.
+    fn record_unbound(&self, key: &MetricKey<'_>, m: Measurement) {
+        let attrs = key.attributes();
         self.duration.record(m.duration, &attrs);
         if let (Some(h), Some(size)) = (&self.request_body, m.request_body_size) {
             h.record(size, &attrs);
@@ -418,6 +565,86 @@ mod tests {
         assert!(points
             .iter()
             .all(|&(attrs, count)| attrs == 4 && count == 1));
+    }
+
+    fn metrics_with_exporter(
+        body_size: bool,
+    ) -> (HttpMetrics, SdkMeterProvider, InMemoryMetricExporter) {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let metrics = HttpMetrics::new(&provider.meter("t"), Side::Server, false, body_size);
+        (metrics, provider, exporter)
+    }
+
+    #[test]
+    fn hinted_records_from_every_thread_land_in_one_series() {
+        let (metrics, provider, exporter) = metrics_with_exporter(false);
+        let metrics = std::sync::Arc::new(metrics);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let metrics = std::sync::Arc::clone(&metrics);
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        metrics.record_with_hint(7, &key(200), Measurement::default());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // The unhinted path finds the same binding.
+        metrics.record(&key(200), Measurement::default());
+        assert_eq!(metrics.bound_attribute_sets(), 1);
+        provider.force_flush().unwrap();
+        assert_eq!(durations(&exporter), vec![(4, 201)]);
+    }
+
+    #[test]
+    fn one_hint_for_different_values_keeps_their_series_apart() {
+        let (metrics, provider, exporter) = metrics_with_exporter(false);
+        let other_route = MetricKey {
+            route: Some("/orders/{id}"),
+            ..key(200)
+        };
+        for _ in 0..3 {
+            metrics.record_with_hint(1, &key(200), Measurement::default());
+            metrics.record_with_hint(1, &key(500), Measurement::default());
+        }
+        metrics.record_with_hint(1, &other_route, Measurement::default());
+        assert_eq!(metrics.bound_attribute_sets(), 3);
+        provider.force_flush().unwrap();
+        assert_eq!(durations(&exporter), vec![(4, 1), (4, 3), (4, 3)]);
+    }
+
+    #[test]
+    fn the_per_thread_front_is_bounded_and_tells_instruments_apart() {
+        // Two instrument sets, same hints and values: more bindings than
+        // one thread's front holds, so it is emptied on the way.
+        let a = metrics_with_exporter(false);
+        let b = metrics_with_exporter(false);
+        let routes: Vec<String> = (0..FRONT_CAPACITY / 2 + 100)
+            .map(|i| format!("/r{i}"))
+            .collect();
+        for _ in 0..2 {
+            for (i, route) in routes.iter().enumerate() {
+                let key = MetricKey {
+                    route: Some(route),
+                    ..key(200)
+                };
+                a.0.record_with_hint(i as u64, &key, Measurement::default());
+                b.0.record_with_hint(i as u64, &key, Measurement::default());
+            }
+        }
+        assert!(FRONT.with(|f| f.borrow().len()) <= FRONT_CAPACITY);
+        for (_, provider, exporter) in [&a, &b] {
+            provider.force_flush().unwrap();
+            let points = durations(exporter);
+            assert_eq!(points.len(), routes.len());
+            assert!(points.iter().all(|&p| p == (4, 2)), "{points:?}");
+        }
     }
 
     #[test]

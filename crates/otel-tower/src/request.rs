@@ -109,6 +109,9 @@ pub(crate) struct RequestState {
     /// `url.scheme`.
     scheme: StringValue,
     route: Option<RouteValue>,
+    /// Names the request's metric values for the metric cache: the address
+    /// of the kept span name, which stands for one method and route.
+    metric_hint: Option<u64>,
     version: Option<&'static str>,
     status: Option<StatusCode>,
     request_body_size: Option<u64>,
@@ -193,6 +196,13 @@ impl RequestState {
         if config.common.sampling_attributes {
             push_request_attributes(config, head, &facts, &mut attrs);
         }
+        // A kept name is never freed, so its address names its method and
+        // route for as long as the process runs. A span name of the
+        // user's own does not name them.
+        let metric_hint = match (&config.span_name, &name) {
+            (None, Cow::Borrowed(kept)) => Some(kept.as_ptr() as u64),
+            _ => None,
+        };
         let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
             .with_start_time(start_time)
@@ -238,6 +248,7 @@ impl RequestState {
             method: method_value,
             scheme: scheme_value,
             route: route_value,
+            metric_hint,
             version: protocol_version(head.version),
             status: None,
             request_body_size,
@@ -337,14 +348,15 @@ impl RequestState {
             protocol_version: self.version,
             ..MetricKey::default()
         };
-        metrics.record(
-            &key,
-            Measurement {
-                duration: elapsed.as_secs_f64(),
-                request_body_size: self.request_body_size,
-                response_body_size: Some(self.response_body_size),
-            },
-        );
+        let measurement = Measurement {
+            duration: elapsed.as_secs_f64(),
+            request_body_size: self.request_body_size,
+            response_body_size: Some(self.response_body_size),
+        };
+        match self.metric_hint {
+            Some(hint) => metrics.record_with_hint(hint, &key, measurement),
+            None => metrics.record(&key, measurement),
+        }
         if let Some(active) = &metrics.active {
             active.add(-1, &active_attributes(&self.method, &self.scheme));
         }
