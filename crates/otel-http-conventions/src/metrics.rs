@@ -227,7 +227,10 @@ const FRONT_CAPACITY: usize = MAX_BOUND_ATTRIBUTE_SETS;
 
 thread_local! {
     /// The bindings this thread has recorded through, found without the
-    /// shared cache's lock and without hashing the values' strings.
+    /// shared cache's lock and without hashing the values' strings. Entries
+    /// of instruments dropped since stay until the front is next emptied
+    /// (or the thread ends): bounded, and never found again, as every
+    /// instrument set has an identity of its own.
     static FRONT: RefCell<hashbrown::HashSet<FrontKey>> =
         RefCell::new(hashbrown::HashSet::new());
 }
@@ -364,14 +367,16 @@ impl HttpMetrics {
     }
 
     /// Like [`record`](Self::record), for callers that can name the key's
-    /// values with a number: `hint` must be the same whenever `key` is, and
-    /// should differ when it differs (the server layer passes the address
-    /// of the span name it keeps for the request's method and route).
+    /// values with a number: `hint` should be the same whenever `key` is,
+    /// and differ when it differs (the server layer passes the address of
+    /// the span name it keeps for the request's method and route).
     ///
-    /// Each thread keeps the bindings it has used, found by `hint` alone:
-    /// no shared lock is taken and no string is hashed. A hint shared by
-    /// different values is still correct (the values are compared), only
-    /// slower.
+    /// Each thread keeps the bindings it has used, found by `hint` and the
+    /// status code: no shared lock is taken and no string is hashed. The
+    /// values are still compared, so a poor hint costs speed, never a wrong
+    /// series: a hint shared by different values makes them compared one
+    /// after another, and different hints for the same values give that
+    /// binding more than one entry.
     ///
     /// ```
     /// use opentelemetry::metrics::MeterProvider;
@@ -380,8 +385,14 @@ impl HttpMetrics {
     /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::default();
     /// let metrics = HttpMetrics::new(&provider.meter("example"), Side::Server, false, false);
     /// static NAME: &str = "GET /users/{id}";
-    /// let key = MetricKey { method: "GET", route: Some("/users/{id}"), status: Some(200), ..MetricKey::default() };
-    /// metrics.record_with_hint(NAME.as_ptr() as u64, &key, Measurement { duration: 0.01, ..Measurement::default() });
+    /// let key = MetricKey {
+    ///     method: "GET",
+    ///     route: Some("/users/{id}"),
+    ///     status: Some(200),
+    ///     ..MetricKey::default()
+    /// };
+    /// let m = Measurement { duration: 0.01, ..Measurement::default() };
+    /// metrics.record_with_hint(NAME.as_ptr() as u64, &key, m);
     /// assert_eq!(metrics.bound_attribute_sets(), 1);
     /// ```
     pub fn record_with_hint(&self, hint: u64, key: &MetricKey<'_>, m: Measurement) {
