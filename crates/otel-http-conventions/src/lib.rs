@@ -38,6 +38,7 @@ mod headers;
 mod instrumentation;
 mod method;
 mod metrics;
+mod shared_strings;
 mod span_names;
 mod status;
 mod tracer;
@@ -57,6 +58,7 @@ pub use metrics::{
     HttpMetrics, Measurement, MetricKey, BODY_SIZE_BUCKETS, MAX_BOUND_ATTRIBUTE_SETS,
 };
 pub use opentelemetry_semantic_conventions as semconv;
+pub use shared_strings::{shared_string, MAX_SHARED_STRINGS_PER_THREAD, MAX_SHARED_STRING_LEN};
 pub use span_names::{interned_span_name, SpanName, MAX_INTERNED_SPAN_NAMES};
 pub use status::{
     client_status_is_error, server_status_is_error, short_type_name, status_code_str,

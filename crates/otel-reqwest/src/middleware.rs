@@ -8,8 +8,8 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status, TraceContex
 use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
-    client_status_is_error, protocol_version, status_code_str, Measurement, MetricKey,
-    ERROR_TYPE_OTHER,
+    client_status_is_error, protocol_version, shared_string, status_code_str, Measurement,
+    MetricKey, ERROR_TYPE_OTHER,
 };
 use reqwest_middleware::{Middleware, Next};
 use std::borrow::Cow;
@@ -211,7 +211,7 @@ impl Middleware for OtelMiddleware {
             attr::HTTP_REQUEST_METHOD,
             method.value.clone(),
         ));
-        let host = host.map(|h| StringValue::from(Arc::<str>::from(h)));
+        let host = host.map(shared_string);
         if let Some(host) = &host {
             base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, host.clone()));
         }

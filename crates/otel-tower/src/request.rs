@@ -7,8 +7,8 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, has_forwarding_headers, protocol_version,
-    server_host_port, server_status_is_error, status_code_str, trusted_client_address, Measurement,
-    MetricKey,
+    server_host_port, server_status_is_error, shared_string, status_code_str,
+    trusted_client_address, Measurement, MetricKey,
 };
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -451,7 +451,7 @@ fn push_request_attributes(
         (None, None) => {}
     }
     if let Some(hp) = server_host_port(head.headers, head.uri, scheme, forwarded) {
-        out.push(KeyValue::new(attr::SERVER_ADDRESS, hp.host.to_owned()));
+        out.push(KeyValue::new(attr::SERVER_ADDRESS, shared_string(hp.host)));
         if let Some(port) = hp.port {
             out.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         }
@@ -486,7 +486,7 @@ fn push_request_attributes(
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .filter(|v| !v.is_empty())
     {
-        out.push(KeyValue::new(attr::USER_AGENT_ORIGINAL, ua.into_owned()));
+        out.push(KeyValue::new(attr::USER_AGENT_ORIGINAL, shared_string(&ua)));
     }
     config.common.request_headers.record(head.headers, out);
 }
