@@ -13,7 +13,10 @@
 //!   [`status_code_str`]: span status and `error.type`;
 //! - [`protocol_version`] and [`DURATION_BUCKETS`];
 //! - [`interned_span_name`]: `{method} {route}` span names made once, not
-//!   per request;
+//!   per request; [`shared_string`]: attribute values that repeat between
+//!   requests, shared per thread instead of copied;
+//! - [`InstalledTracerProvider`] / [`HttpTracer`]: spans started with the
+//!   SDK's tracer directly when it is the installed provider;
 //! - [`CommonOptions`] / [`Resolved`], [`HttpMetrics`], [`PropagatorChoice`]:
 //!   how both sides pick their tracer, meter, propagator and instruments.
 //!
