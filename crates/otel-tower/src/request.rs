@@ -194,7 +194,7 @@ impl RequestState {
             peer,
         };
         if config.common.sampling_attributes {
-            push_request_attributes(config, head, &facts, &mut attrs);
+            push_request_attributes(config, head, facts, &mut attrs);
         }
         // A kept name is never freed, so its address names its method and
         // route for as long as the process runs. A span name of the
@@ -214,7 +214,7 @@ impl RequestState {
         let recording = span.is_recording();
         if recording && !config.common.sampling_attributes {
             let mut rest = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
-            push_request_attributes(config, head, &facts, &mut rest);
+            push_request_attributes(config, head, facts, &mut rest);
             span.set_attributes(rest);
         }
         let cx = span.into_context(&parent);
@@ -411,21 +411,12 @@ struct RequestFacts<'a> {
 fn push_request_attributes(
     config: &Config,
     head: &RequestHead<'_>,
-    facts: &RequestFacts<'_>,
+    facts: RequestFacts<'_>,
     out: &mut Vec<KeyValue>,
 ) {
-    let RequestFacts {
-        method,
-        route,
-        static_route,
-        scheme,
-        forwarded,
-        forwarding_headers,
-        peer,
-    } = *facts;
     // Looked up here, for the attributes, unless trusting proxies by
     // address needed it already: an unsampled request does not need it.
-    let peer = peer.unwrap_or_else(|| peer_address(head.extensions));
+    let peer = facts.peer.unwrap_or_else(|| peer_address(head.extensions));
     // Formatted once: it is usually both the client and the peer address.
     let peer_ip = peer.map(|p| p.ip().to_string());
     out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
@@ -439,18 +430,18 @@ fn push_request_attributes(
                 .into_owned(),
         ));
     }
-    if let Some(original) = method.original {
+    if let Some(original) = facts.method.original {
         out.push(KeyValue::new(
             attr::HTTP_REQUEST_METHOD_ORIGINAL,
             original.to_owned(),
         ));
     }
-    match (static_route, route) {
+    match (facts.static_route, facts.route) {
         (Some(kept), _) => out.push(KeyValue::new(attr::HTTP_ROUTE, kept)),
         (None, Some(route)) => out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned())),
         (None, None) => {}
     }
-    if let Some(hp) = server_host_port(head.headers, head.uri, scheme, forwarded) {
+    if let Some(hp) = server_host_port(head.headers, head.uri, facts.scheme, facts.forwarded) {
         out.push(KeyValue::new(attr::SERVER_ADDRESS, shared_string(hp.host)));
         if let Some(port) = hp.port {
             out.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
@@ -458,11 +449,10 @@ fn push_request_attributes(
     }
     let from_peer = || peer_ip.clone();
     let client = match &config.forwarding {
-        Forwarding::All if forwarding_headers => forwarded_client_address(head.headers)
+        Forwarding::All if facts.forwarding_headers => forwarded_client_address(head.headers)
             .map(str::to_owned)
             .or_else(from_peer),
-        Forwarding::All => from_peer(),
-        Forwarding::Ignore => from_peer(),
+        Forwarding::All | Forwarding::Ignore => from_peer(),
         Forwarding::Trusted(proxies) => {
             peer.map(|p| trusted_client_address(head.headers, p.ip(), proxies))
         }
