@@ -136,7 +136,11 @@ pub fn server_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
         }
         _ => return None,
     };
-    Some(app)
+    // What `axum::serve` does with a router before its first request: every
+    // handler and every layer turned into a `Route` once. A `Router` called
+    // without it converts its handlers (and applies its layers) again on each
+    // request, a cost no served app pays.
+    Some(app.with_state(()))
 }
 
 /// What reqwest-tracing's `opentelemetry_*` features add to its middleware:

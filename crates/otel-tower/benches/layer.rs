@@ -86,6 +86,9 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("otel_tower_layer");
     for (name, app) in variants {
+        // As `axum::serve` prepares a router before its first request: its
+        // handlers and layers turned into routes once, not on every call.
+        let app = app.with_state(());
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
                 let mut app = app.clone();
