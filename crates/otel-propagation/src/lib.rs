@@ -163,22 +163,34 @@ fn line(value: &HeaderValue) -> &str {
 
 /// What [`default_propagator`] extracts through [`HeaderExtractor`], read
 /// from the map directly.
+///
+/// One pass over the request's few header lines finds the three (cheaper
+/// than three hashed lookups, most of which find nothing); `tracestate` and
+/// `baggage` lines, when there are any, are then read in order by name.
 fn extract_default(cx: &Context, headers: &HeaderMap) -> Context {
-    let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
-    let traceparent = match (lines.next(), lines.next()) {
-        (Some(only), None) => Some(line(only)),
-        // Absent, or repeated and so ambiguous.
-        _ => None,
-    };
+    let mut traceparent_lines = 0usize;
+    let mut traceparent = None;
+    let (mut has_tracestate, mut has_baggage) = (false, false);
+    for (name, value) in headers {
+        match name.as_str() {
+            "traceparent" => {
+                traceparent_lines += 1;
+                traceparent.get_or_insert(value);
+            }
+            "tracestate" => has_tracestate = true,
+            "baggage" => has_baggage = true,
+            _ => {}
+        }
+    }
+    // Absent, or repeated and so ambiguous: ignored.
+    let traceparent = traceparent.filter(|_| traceparent_lines == 1).map(line);
     let cx = trace_context::extract_lines(cx, traceparent, || {
-        let lines: Vec<&str> = headers.get_all(&TRACESTATE_NAME).iter().map(line).collect();
-        (!lines.is_empty()).then_some(lines)
+        has_tracestate.then(|| headers.get_all(&TRACESTATE_NAME).iter().map(line).collect())
     });
-    let mut baggage = headers.get_all(&BAGGAGE_NAME).iter().peekable();
-    if baggage.peek().is_none() {
+    if !has_baggage {
         return cx;
     }
-    baggage::extract_lines(&cx, baggage.map(line))
+    baggage::extract_lines(&cx, headers.get_all(&BAGGAGE_NAME).iter().map(line))
 }
 
 /// Reads an [`HeaderMap`] for a propagator.
