@@ -225,25 +225,38 @@ pub struct HostPort<'a> {
 
 /// Splits `host[:port]` or `[v6][:port]`. `None` for an empty host.
 pub fn parse_host_port(authority: &str) -> Option<HostPort<'_>> {
-    // Byte searches, not `char` patterns: this runs for every request.
     let authority = authority.trim_ascii();
-    // Drop any userinfo an absolute-form URI might carry.
-    let authority = match authority.bytes().rposition(|b| b == b'@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
     let bytes = authority.as_bytes();
-    let (host, port) = if bytes.first() == Some(&b'[') {
-        let end = bytes.iter().position(|&b| b == b']')?;
-        let port = authority[end + 1..].strip_prefix(':');
-        (&authority[1..end], port)
-    } else {
-        let mut colons = bytes.iter().enumerate().filter(|&(_, &b)| b == b':');
-        match (colons.next(), colons.next()) {
-            (Some((i, _)), None) => (&authority[..i], Some(&authority[i + 1..])),
-            // None: no port. Two or more: a bare IPv6 address, no port.
-            _ => (authority, None),
+    // One pass from the end, byte by byte (this runs for every recorded
+    // request): any userinfo an absolute-form URI carries ends at the last
+    // `@`, and the colons after it are counted on the way.
+    let mut start = 0;
+    let mut colons = 0usize;
+    let mut colon = 0;
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        match b {
+            b'@' => {
+                start = i + 1;
+                break;
+            }
+            b':' => {
+                colons += 1;
+                colon = i;
+            }
+            _ => {}
         }
+    }
+    let (host, port) = if bytes.get(start) == Some(&b'[') {
+        let end = start + bytes[start..].iter().position(|&b| b == b']')?;
+        (
+            &authority[start + 1..end],
+            authority[end + 1..].strip_prefix(':'),
+        )
+    } else if colons == 1 {
+        (&authority[start..colon], Some(&authority[colon + 1..]))
+    } else {
+        // No colon: no port. Two or more: a bare IPv6 address, no port.
+        (&authority[start..], None)
     };
     if host.is_empty() {
         return None;
