@@ -12,7 +12,11 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
 n1=${1:-1000}
 n2=${2:-6000}
-cargo build --release -q -p otel-web-benches --bin icount
+# ALLOCATOR=mimalloc measures every variant with mimalloc as the global
+# allocator instead of the system's.
+features=()
+[ "${ALLOCATOR:-system}" = mimalloc ] && features=(--features mimalloc)
+cargo build --release -q -p otel-web-benches --bin icount "${features[@]}"
 bin=target/release/icount
 count() {
   local out

@@ -17,6 +17,13 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
+/// With the `mimalloc` feature every bench binary allocates with mimalloc:
+/// a second allocator, to tell work saved or added from the system
+/// allocator's arithmetic (which of its paths an allocation pattern takes).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Server variants: the same app, bare or behind one instrumentation.
 pub const SERVER_VARIANTS: [&str; 10] = [
     "bare",
