@@ -161,33 +161,77 @@ fn line(value: &HeaderValue) -> &str {
     value.to_str().unwrap_or("")
 }
 
-/// What [`default_propagator`] extracts through [`HeaderExtractor`], read
-/// from the map directly.
-///
-/// One pass over the request's few header lines finds the three (cheaper
-/// than three hashed lookups, most of which find nothing); `tracestate` and
-/// `baggage` lines, when there are any, are then read in order by name.
-fn extract_default(cx: &Context, headers: &HeaderMap) -> Context {
-    let mut traceparent_lines = 0usize;
-    let mut traceparent = None;
-    let (mut has_tracestate, mut has_baggage) = (false, false);
-    for (name, value) in headers {
-        match name.as_str() {
-            "traceparent" => {
-                traceparent_lines += 1;
-                traceparent.get_or_insert(value);
-            }
-            "tracestate" => has_tracestate = true,
-            "baggage" => has_baggage = true,
-            _ => {}
+/// Up to this many header lines, one pass over them finds the three
+/// propagation headers more cheaply than three hashed lookups (most of
+/// which find nothing); past it, the lookups are cheaper. Measured: the
+/// pass costs about 25 instructions a line, the lookups about 450 in all.
+const SCAN_MAX_LINES: usize = 16;
+
+/// Where the propagation headers are in a request's [`HeaderMap`].
+struct Found<'a> {
+    /// The only `traceparent` line, if there is exactly one.
+    traceparent: Option<&'a HeaderValue>,
+    tracestate: bool,
+    baggage: bool,
+}
+
+impl<'a> Found<'a> {
+    fn in_headers(headers: &'a HeaderMap) -> Self {
+        if headers.len() <= SCAN_MAX_LINES {
+            Self::by_scan(headers)
+        } else {
+            Self::by_lookup(headers)
         }
     }
-    // Absent, or repeated and so ambiguous: ignored.
-    let traceparent = traceparent.filter(|_| traceparent_lines == 1).map(line);
-    let cx = trace_context::extract_lines(cx, traceparent, || {
-        has_tracestate.then(|| headers.get_all(&TRACESTATE_NAME).iter().map(line).collect())
+
+    fn by_scan(headers: &'a HeaderMap) -> Self {
+        let mut traceparent_lines = 0usize;
+        let mut traceparent = None;
+        let (mut tracestate, mut baggage) = (false, false);
+        for (name, value) in headers {
+            match name.as_str() {
+                "traceparent" => {
+                    traceparent_lines += 1;
+                    traceparent.get_or_insert(value);
+                }
+                "tracestate" => tracestate = true,
+                "baggage" => baggage = true,
+                _ => {}
+            }
+        }
+        Found {
+            // Absent, or repeated and so ambiguous: ignored.
+            traceparent: traceparent.filter(|_| traceparent_lines == 1),
+            tracestate,
+            baggage,
+        }
+    }
+
+    fn by_lookup(headers: &'a HeaderMap) -> Self {
+        let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
+        Found {
+            traceparent: match (lines.next(), lines.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            },
+            tracestate: headers.contains_key(&TRACESTATE_NAME),
+            baggage: headers.contains_key(&BAGGAGE_NAME),
+        }
+    }
+}
+
+/// What [`default_propagator`] extracts through [`HeaderExtractor`], read
+/// from the map directly: the headers found as [`Found`] finds them, and
+/// the `tracestate` and `baggage` lines, when there are any, then read in
+/// order by name.
+fn extract_default(cx: &Context, headers: &HeaderMap) -> Context {
+    let found = Found::in_headers(headers);
+    let cx = trace_context::extract_lines(cx, found.traceparent.map(line), || {
+        found
+            .tracestate
+            .then(|| headers.get_all(&TRACESTATE_NAME).iter().map(line).collect())
     });
-    if !has_baggage {
+    if !found.baggage {
         return cx;
     }
     baggage::extract_lines(&cx, headers.get_all(&BAGGAGE_NAME).iter().map(line))

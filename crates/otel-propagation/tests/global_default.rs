@@ -86,8 +86,16 @@ fn direct_extraction_matches_the_composite_and_yields_to_a_replacement() {
         failure_persistence: None,
         ..Config::with_cases(2_000)
     });
-    let outcome = runner.run(&prop::collection::vec(line(), 0..5), |lines| {
-        let map = headers(&lines);
+    // Up to 24 other header lines besides, so that both ways of finding
+    // the three headers (a pass over few lines, lookups among many) run.
+    let cases = (prop::collection::vec(line(), 0..5), 0usize..24);
+    let outcome = runner.run(&cases, |(lines, others)| {
+        let mut map = headers(&lines);
+        for i in 0..others {
+            let name = http::HeaderName::from_bytes(format!("x-other-{i}").as_bytes())
+                .expect("a valid header name");
+            map.append(name, HeaderValue::from_static("1"));
+        }
         let direct = extract(&map);
         let composite = extract_with(&default_propagator(), &map);
         prop_assert_eq!(carried(&direct), carried(&composite));
