@@ -240,11 +240,33 @@ thread_local! {
 static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The instruments bound to one attribute set, and the set's values.
+/// Hashed and compared by the values alone, so that the shared cache is a
+/// set of bindings that a [`MetricKey`] finds.
 struct Bound {
     key: StoredKey,
     duration: BoundHistogram<f64>,
     request_body: Option<BoundHistogram<u64>>,
     response_body: Option<BoundHistogram<u64>>,
+}
+
+impl Hash for Bound {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl PartialEq for Bound {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Bound {}
+
+impl hashbrown::Equivalent<Arc<Bound>> for MetricKey<'_> {
+    fn equivalent(&self, bound: &Arc<Bound>) -> bool {
+        hashbrown::Equivalent::equivalent(self, &bound.key)
+    }
 }
 
 /// What one finished request measured.
@@ -268,7 +290,7 @@ pub struct HttpMetrics {
     pub request_body: Option<Histogram<u64>>,
     /// `http.{server,client}.response.body.size`, when opted in.
     pub response_body: Option<Histogram<u64>>,
-    bound: RwLock<hashbrown::HashMap<StoredKey, Arc<Bound>>>,
+    bound: RwLock<hashbrown::HashSet<Arc<Bound>>>,
     /// This instance's identity in the per-thread fronts.
     id: u64,
 }
@@ -338,7 +360,7 @@ impl HttpMetrics {
             }),
             request_body: body_size.then(|| body(req_body, "request")),
             response_body: body_size.then(|| body(resp_body, "response")),
-            bound: RwLock::new(hashbrown::HashMap::new()),
+            bound: RwLock::new(hashbrown::HashSet::new()),
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -465,7 +487,7 @@ impl HttpMetrics {
             response_body: self.response_body.as_ref().map(|h| h.bind(&attrs)),
         });
         let out = f(&b);
-        bound.insert(StoredKey::new(key), b);
+        bound.insert(b);
         Some(out)
     }
 

@@ -61,11 +61,7 @@ impl SensitiveQueryParameters {
     }
 
     fn is_sensitive(&self, key: &str) -> bool {
-        self.is_sensitive_bytes(key.as_bytes())
-    }
-
-    fn is_sensitive_bytes(&self, key: &[u8]) -> bool {
-        self.keys.iter().any(|k| k.as_bytes() == key)
+        self.keys.iter().any(|k| **k == *key)
     }
 
     /// Returns `query` (without the `?`) with the values of sensitive keys
@@ -74,18 +70,9 @@ impl SensitiveQueryParameters {
         if self.keys.is_empty() {
             return Cow::Borrowed(query);
         }
-        // Most queries hold nothing sensitive: looked for byte-wise, with
-        // no string searchers, before anything is built.
-        let needs = query.as_bytes().split(|&b| b == b'&').any(|pair| {
-            match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => {
-                    let (key, value) = (&pair[..eq], &pair[eq + 1..]);
-                    !value.is_empty()
-                        && value != REDACTED.as_bytes()
-                        && self.is_sensitive_bytes(key)
-                }
-                None => false,
-            }
+        let needs = query.split('&').any(|pair| match pair.split_once('=') {
+            Some((k, v)) => !v.is_empty() && v != REDACTED && self.is_sensitive(k),
+            None => false,
         });
         if !needs {
             return Cow::Borrowed(query);
