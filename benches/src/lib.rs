@@ -17,6 +17,8 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
+pub mod floor;
+
 /// With the `mimalloc` feature every bench binary allocates with mimalloc:
 /// a second allocator, to tell work saved or added from the system
 /// allocator's arithmetic (which of its paths an allocation pattern takes).
@@ -25,7 +27,7 @@ use tracing_subscriber::layer::SubscriberExt;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Server variants: the same app, bare or behind one instrumentation.
-pub const SERVER_VARIANTS: [&str; 10] = [
+pub const SERVER_VARIANTS: [&str; 12] = [
     "bare",
     "identity_layer",
     "otel_filtered_out",
@@ -36,6 +38,8 @@ pub const SERVER_VARIANTS: [&str; 10] = [
     "tower_http_trace",
     "axum_tracing_opentelemetry",
     "instrumentation_tower",
+    "floor_sampled",
+    "floor_not_sampled",
 ];
 
 /// Client variants: the same reqwest-middleware client, bare or with one
@@ -141,6 +145,9 @@ pub fn server_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
         "instrumentation_tower" => {
             router().layer(opentelemetry_instrumentation_tower::http::server::Layer::new())
         }
+        // The least an OpenTelemetry-native layer does (see `floor`).
+        "floor_sampled" => router().layer(floor::FloorLayer::new(tracer, true)),
+        "floor_not_sampled" => router().layer(floor::FloorLayer::new(tracer, false)),
         _ => return None,
     };
     // What `axum::serve` does with a router before its first request: every
