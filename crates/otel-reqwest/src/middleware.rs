@@ -256,26 +256,26 @@ impl Middleware for OtelMiddleware {
                 })
                 .flatten();
             if recording {
-                let mut rest = Vec::with_capacity(4);
+                // Set one by one: the SDK sets a vector's attributes one by
+                // one too, after one more allocation.
                 if !config.common.sampling_attributes {
-                    rest.push(KeyValue::new(attr::URL_FULL, url_full()));
+                    span.set_attribute(KeyValue::new(attr::URL_FULL, url_full()));
                 }
                 if let Some(original) = method.original {
-                    rest.push(KeyValue::new(
+                    span.set_attribute(KeyValue::new(
                         attr::HTTP_REQUEST_METHOD_ORIGINAL,
                         original.to_owned(),
                     ));
                 }
                 if attempt_no > 1 {
-                    rest.push(KeyValue::new(
+                    span.set_attribute(KeyValue::new(
                         attr::HTTP_REQUEST_RESEND_COUNT,
                         i64::from(attempt_no - 1),
                     ));
                 }
                 if let Some(size) = request_body_size {
-                    rest.push(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
+                    span.set_attribute(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
                 }
-                span.set_attributes(rest);
             }
             (span.into_context(&parent), recording, request_body_size)
         };

@@ -194,7 +194,11 @@ impl RequestState {
             peer,
         };
         if config.common.sampling_attributes {
-            push_request_attributes(config, head, facts, &mut attrs);
+            push_request_attributes(config, head, facts, |kv| attrs.push(kv));
+            config
+                .common
+                .request_headers
+                .record(head.headers, &mut attrs);
         }
         // A kept name is never freed, so its address names its method and
         // route for as long as the process runs. A span name of the
@@ -213,9 +217,17 @@ impl RequestState {
         use opentelemetry::trace::Span as _;
         let recording = span.is_recording();
         if recording && !config.common.sampling_attributes {
-            let mut rest = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
-            push_request_attributes(config, head, facts, &mut rest);
-            span.set_attributes(rest);
+            // Set one by one as they are made: the SDK would set a vector's
+            // attributes one by one too, after one more allocation.
+            push_request_attributes(config, head, facts, |kv| span.set_attribute(kv));
+            if !config.common.request_headers.is_empty() {
+                let mut captured = Vec::new();
+                config
+                    .common
+                    .request_headers
+                    .record(head.headers, &mut captured);
+                span.set_attributes(captured);
+            }
         }
         let cx = span.into_context(&parent);
         if recording {
@@ -407,21 +419,22 @@ struct RequestFacts<'a> {
 }
 
 /// The attributes built only for recorded requests (or for the sampler,
-/// when asked).
+/// when asked), each handed to `out` as it is made. Captured request
+/// headers are the caller's to add.
 fn push_request_attributes(
     config: &Config,
     head: &RequestHead<'_>,
     facts: RequestFacts<'_>,
-    out: &mut Vec<KeyValue>,
+    mut out: impl FnMut(KeyValue),
 ) {
     // Looked up here, for the attributes, unless trusting proxies by
     // address needed it already: an unsampled request does not need it.
     let peer = facts.peer.unwrap_or_else(|| peer_address(head.extensions));
     // Formatted once: it is usually both the client and the peer address.
     let peer_ip = peer.map(|p| p.ip().to_string());
-    out.push(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
+    out(KeyValue::new(attr::URL_PATH, head.uri.path().to_owned()));
     if let Some(query) = head.uri.query().filter(|q| !q.is_empty()) {
-        out.push(KeyValue::new(
+        out(KeyValue::new(
             attr::URL_QUERY,
             config
                 .common
@@ -431,20 +444,20 @@ fn push_request_attributes(
         ));
     }
     if let Some(original) = facts.method.original {
-        out.push(KeyValue::new(
+        out(KeyValue::new(
             attr::HTTP_REQUEST_METHOD_ORIGINAL,
             original.to_owned(),
         ));
     }
     match (facts.static_route, facts.route) {
-        (Some(kept), _) => out.push(KeyValue::new(attr::HTTP_ROUTE, kept)),
-        (None, Some(route)) => out.push(KeyValue::new(attr::HTTP_ROUTE, route.to_owned())),
+        (Some(kept), _) => out(KeyValue::new(attr::HTTP_ROUTE, kept)),
+        (None, Some(route)) => out(KeyValue::new(attr::HTTP_ROUTE, route.to_owned())),
         (None, None) => {}
     }
     if let Some(hp) = server_host_port(head.headers, head.uri, facts.scheme, facts.forwarded) {
-        out.push(KeyValue::new(attr::SERVER_ADDRESS, shared_string(hp.host)));
+        out(KeyValue::new(attr::SERVER_ADDRESS, shared_string(hp.host)));
         if let Some(port) = hp.port {
-            out.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+            out(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         }
     }
     let from_peer = || peer_ip.clone();
@@ -458,17 +471,17 @@ fn push_request_attributes(
         }
     };
     if let Some(client) = client {
-        out.push(KeyValue::new(attr::CLIENT_ADDRESS, client));
+        out(KeyValue::new(attr::CLIENT_ADDRESS, client));
     }
     if let (Some(peer), Some(ip)) = (peer, peer_ip) {
-        out.push(KeyValue::new(attr::NETWORK_PEER_ADDRESS, ip));
-        out.push(KeyValue::new(
+        out(KeyValue::new(attr::NETWORK_PEER_ADDRESS, ip));
+        out(KeyValue::new(
             attr::NETWORK_PEER_PORT,
             i64::from(peer.port()),
         ));
     }
     if let Some(version) = protocol_version(head.version) {
-        out.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
+        out(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
     }
     if let Some(ua) = head
         .headers
@@ -476,7 +489,6 @@ fn push_request_attributes(
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .filter(|v| !v.is_empty())
     {
-        out.push(KeyValue::new(attr::USER_AGENT_ORIGINAL, shared_string(&ua)));
+        out(KeyValue::new(attr::USER_AGENT_ORIGINAL, shared_string(&ua)));
     }
-    config.common.request_headers.record(head.headers, out);
 }

@@ -469,11 +469,27 @@ async fn sampler_sees_method_and_scheme_by_default_and_every_attribute_on_reques
             }
             true
         });
-        let app = routes(&t).layer(layer(&t).sampling_attributes(opt_in).build());
+        let app = routes(&t).layer(
+            layer(&t)
+                .sampling_attributes(opt_in)
+                .capture_request_headers(["x-tenant"])
+                .build(),
+        );
         let addr = serve(app).await;
-        get(addr, "/users/1").await;
-        // The recorded span has the server address and port either way.
+        send(
+            request("GET", addr, "/users/1")
+                .header("x-tenant", "acme")
+                .body(Full::default())
+                .expect("req"),
+        )
+        .await;
+        // The recorded span has the server address, the port and the
+        // captured header either way.
         let span = server_span(&t);
+        assert_eq!(
+            span.attr("http.request.header.x-tenant"),
+            Some(&Value::Array(Array::String(vec!["acme".into()])))
+        );
         assert_eq!(span.attr_str("server.address"), "127.0.0.1");
         assert_eq!(
             span.attr("server.port"),
@@ -488,6 +504,7 @@ async fn sampler_sees_method_and_scheme_by_default_and_every_attribute_on_reques
                 "server.port",
                 "url.path",
                 "client.address",
+                "http.request.header.x-tenant",
             ] {
                 assert!(
                     names.iter().any(|n| n == key),
