@@ -226,7 +226,15 @@ impl<'a> Found<'a> {
 /// order by name.
 fn extract_default(cx: &Context, headers: &HeaderMap) -> Context {
     let found = Found::in_headers(headers);
-    let cx = trace_context::extract_lines(cx, found.traceparent.map(line), || {
+    // A line of exactly a version-00 `traceparent`'s length is parsed as
+    // bytes: the parser accepts it only if every byte is a hex digit or a
+    // dash, so checking first that it is visible ASCII (as `line` does)
+    // would change nothing. Any other line is checked as before.
+    let traceparent = found.traceparent.map(|value| match value.len() {
+        trace_context::TRACEPARENT_LEN => value.as_bytes(),
+        _ => line(value).as_bytes(),
+    });
+    let cx = trace_context::extract_lines(cx, traceparent, || {
         found
             .tracestate
             .then(|| headers.get_all(&TRACESTATE_NAME).iter().map(line).collect())

@@ -20,7 +20,7 @@ const FLAG_RANDOM: u8 = 0x02;
 const KNOWN_FLAGS: u8 = FLAG_SAMPLED | FLAG_RANDOM;
 
 /// Length of a version-00 `traceparent`: `00-` + 32 + `-` + 16 + `-` + 2.
-const TRACEPARENT_LEN: usize = 55;
+pub(crate) const TRACEPARENT_LEN: usize = 55;
 /// The most list members a `tracestate` may carry.
 const MAX_TRACESTATE_MEMBERS: usize = 32;
 /// The longest key and the longest value a `tracestate` member may carry.
@@ -119,7 +119,9 @@ impl TextMapPropagator for TraceContextPropagator {
             Some([line]) => Some(*line),
             _ => None,
         };
-        extract_lines(cx, traceparent, || extractor.get_all(TRACESTATE_HEADER))
+        extract_lines(cx, traceparent.map(str::as_bytes), || {
+            extractor.get_all(TRACESTATE_HEADER)
+        })
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -131,11 +133,11 @@ impl TextMapPropagator for TraceContextPropagator {
 }
 
 /// Extraction from header lines, whatever carries them: `traceparent` is the
-/// one line (`None` when absent or repeated), `tracestate` gives every line,
-/// asked for only when the `traceparent` is valid.
+/// one line's bytes (`None` when absent or repeated), `tracestate` gives
+/// every line, asked for only when the `traceparent` is valid.
 pub(crate) fn extract_lines<'a>(
     cx: &Context,
-    traceparent: Option<&str>,
+    traceparent: Option<&[u8]>,
     tracestate: impl FnOnce() -> Option<Vec<&'a str>>,
 ) -> Context {
     let Some((trace_id, span_id, flags)) = traceparent.and_then(parse_traceparent) else {
@@ -198,6 +200,38 @@ static LOWER_HEX: [u8; 256] = {
     table
 };
 
+/// Eight lowercase hex digits as the number they spell (the first digit
+/// the most significant), or `None` if any byte is not one. Eight bytes at
+/// once, in one 64-bit word: the trace and span ids are most of a
+/// `traceparent`, and every traced request parses one.
+fn hex8(digits: &[u8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_le_bytes(digits.try_into().ok()?);
+    // For bytes below 0x80, adding 0x80 - c sets a byte's high bit exactly
+    // when the byte is at least c, and never carries into the next byte.
+    let at_least = |c: u8| x.wrapping_add(ONES * u64::from(0x80 - c));
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if x & HIGH != 0 || (digit | letter) & HIGH != HIGH {
+        return None;
+    }
+    // Each byte's value: its low nibble, plus 9 for a letter ('a' is 0x61).
+    let values = (x & (ONES * 0x0f)) + ((letter & HIGH) >> 7) * 9;
+    // Pairs of digits into bytes, then the four bytes side by side.
+    let bytes = ((values << 4) | (values >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let bytes = (bytes | (bytes >> 8)) & 0x0000_ffff_0000_ffff;
+    let word = (bytes | (bytes >> 16)) as u32;
+    // Read little-endian, so the first digits are in the lowest byte.
+    Some(word.swap_bytes())
+}
+
+/// Sixteen lowercase hex digits as a number, or `None`.
+fn hex16(digits: &[u8]) -> Option<u64> {
+    let (high, low) = (digits.get(..8)?, digits.get(8..16)?);
+    Some(u64::from(hex8(high)?) << 32 | u64::from(hex8(low)?))
+}
+
 /// Parses exactly `N` bytes of lowercase hex into a big-endian array.
 fn parse_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != N * 2 {
@@ -215,8 +249,12 @@ fn parse_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
 }
 
 /// Parses one `traceparent` value. `None` means the header is to be ignored.
-pub(crate) fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let value = value.trim_matches(is_ows).as_bytes();
+pub(crate) fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
+    // Optional white space is spaces and tabs only.
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !ows(b))?;
+    let end = value.iter().rposition(|b| !ows(b))? + 1;
+    let value = &value[start..end];
     if value.len() < TRACEPARENT_LEN {
         return None;
     }
@@ -236,8 +274,8 @@ pub(crate) fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFl
     if value[35] != b'-' || value[52] != b'-' {
         return None;
     }
-    let trace_id = u128::from_be_bytes(parse_lower_hex::<16>(&value[3..35])?);
-    let span_id = u64::from_be_bytes(parse_lower_hex::<8>(&value[36..52])?);
+    let trace_id = u128::from(hex16(&value[3..19])?) << 64 | u128::from(hex16(&value[19..35])?);
+    let span_id = hex16(&value[36..52])?;
     let [flags] = parse_lower_hex::<1>(&value[53..55])?;
     if trace_id == 0 || span_id == 0 {
         return None;
@@ -320,6 +358,44 @@ pub(crate) fn parse_tracestate<'a>(lines: &[&'a str]) -> Option<Vec<(&'a str, &'
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// `hex8` by the byte table, one digit at a time: the reference.
+    fn hex8_by_table(digits: &[u8]) -> Option<u32> {
+        parse_lower_hex::<4>(digits).map(u32::from_be_bytes)
+    }
+
+    #[test]
+    fn hex8_matches_the_table_for_every_byte_in_every_place() {
+        for base in [*b"0123abcd", *b"fedc9876", *b"00000000", *b"ffffffff"] {
+            for place in 0..8 {
+                for byte in 0..=255u8 {
+                    let mut digits = base;
+                    digits[place] = byte;
+                    assert_eq!(hex8(&digits), hex8_by_table(&digits), "{digits:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hex8_matches_the_table_on_mixed_bytes() {
+        // Bytes at the edges of both digit ranges, upper case, and bytes
+        // with the high bit set, in every mix.
+        const BYTES: &[u8] = b"/09:`afgAF \x7f\x80\xb0\xe1\xff";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            let mut digits = [0u8; 8];
+            for d in &mut digits {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *d = BYTES[(state % BYTES.len() as u64) as usize];
+            }
+            assert_eq!(hex8(&digits), hex8_by_table(&digits), "{digits:?}");
+        }
+        assert_eq!(hex8(b"0123abc"), None, "seven digits");
+        assert_eq!(hex16(b"00f067aa0ba902b7"), Some(0x00f0_67aa_0ba9_02b7));
+    }
 
     /// A carrier that can hold several lines per header, like an HTTP request.
     #[derive(Default)]

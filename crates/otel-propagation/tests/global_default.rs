@@ -74,6 +74,19 @@ fn line() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
         "([a-z]{1,4}=[a-z0-9]{0,4},? ?){0,4}".prop_map(String::into_bytes),
         "[ -~]{0,40}".prop_map(String::into_bytes),
         prop::collection::vec(any::<u8>(), 0..40),
+        // A valid line with one byte changed to anything (the direct path
+        // parses lines of this length as bytes), and a later version with
+        // any bytes after its fields.
+        (0usize..55, any::<u8>()).prop_map(|(at, byte)| {
+            let mut line = TP.as_bytes().to_vec();
+            line[at] = byte;
+            line
+        }),
+        prop::collection::vec(any::<u8>(), 0..6).prop_map(|tail| {
+            let mut line = b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-".to_vec();
+            line.extend(tail);
+            line
+        }),
     ];
     (name, value)
 }
