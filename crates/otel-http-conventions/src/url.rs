@@ -18,6 +18,33 @@ pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
     "X-Amz-Security-Token",
 ];
 
+/// The `&`-separated pairs of a query, each with its key and value when it
+/// has an `=` (split at the first). One pass over the bytes per pair: a
+/// query is usually a few bytes, too short for a string searcher's set-up
+/// to pay off.
+fn pairs(query: &str) -> impl Iterator<Item = (&str, Option<(&str, &str)>)> {
+    let mut rest = Some(query);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        let mut eq = None;
+        let mut end = current.len();
+        for (i, &b) in current.as_bytes().iter().enumerate() {
+            match b {
+                b'&' => {
+                    end = i;
+                    break;
+                }
+                b'=' if eq.is_none() => eq = Some(i),
+                _ => {}
+            }
+        }
+        // `&` and `=` are ASCII, so every index here is a char boundary.
+        rest = current.get(end + 1..);
+        let pair = &current[..end];
+        Some((pair, eq.map(|i| (&pair[..i], &pair[i + 1..]))))
+    })
+}
+
 /// The query keys whose values are replaced by `REDACTED` before a URL or a
 /// query is recorded. The key is kept, so the shape of the request is still
 /// visible.
@@ -70,19 +97,18 @@ impl SensitiveQueryParameters {
         if self.keys.is_empty() {
             return Cow::Borrowed(query);
         }
-        let needs = query.split('&').any(|pair| match pair.split_once('=') {
-            Some((k, v)) => !v.is_empty() && v != REDACTED && self.is_sensitive(k),
-            None => false,
+        let needs = pairs(query).any(|(_, value)| {
+            matches!(value, Some((k, v)) if !v.is_empty() && v != REDACTED && self.is_sensitive(k))
         });
         if !needs {
             return Cow::Borrowed(query);
         }
         let mut out = String::with_capacity(query.len());
-        for (i, pair) in query.split('&').enumerate() {
+        for (i, (pair, value)) in pairs(query).enumerate() {
             if i > 0 {
                 out.push('&');
             }
-            match pair.split_once('=') {
+            match value {
                 Some((k, v)) if !v.is_empty() && self.is_sensitive(k) => {
                     out.push_str(k);
                     out.push('=');
@@ -153,6 +179,30 @@ impl SensitiveQueryParameters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_split_as_the_string_searchers_do() {
+        // Every string of up to six characters over a small alphabet.
+        const CHARS: [char; 5] = ['a', '=', '&', 'é', 'b'];
+        let mut queries = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = queries
+                .iter()
+                .filter(|q| q.chars().count() == queries.last().map_or(0, |l| l.chars().count()))
+                .flat_map(|q| CHARS.iter().map(move |c| format!("{q}{c}")))
+                .collect();
+            queries.extend(longer);
+        }
+        assert!(queries.len() > 5_000);
+        for query in &queries {
+            let by_searchers: Vec<_> = query
+                .split('&')
+                .map(|pair| (pair, pair.split_once('=')))
+                .collect();
+            let by_bytes: Vec<_> = pairs(query).collect();
+            assert_eq!(by_bytes, by_searchers, "{query:?}");
+        }
+    }
 
     #[test]
     fn b3_query_redaction_table() {
