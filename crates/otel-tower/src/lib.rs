@@ -115,6 +115,7 @@ mod config;
 mod future;
 mod layer;
 mod request;
+mod route_names;
 mod service;
 
 pub use body::OtelBody;

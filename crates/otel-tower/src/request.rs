@@ -22,16 +22,17 @@ pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
 /// `error.type` when the handler panicked while this layer was polling it.
 pub const ERROR_TYPE_PANIC: &str = "panic";
 
-/// The route template of a request, held without copying it.
+/// The route template of a request, held without copying it. A clone
+/// shares the string (both kinds hold an `Arc<str>`).
 #[derive(Clone)]
-enum RouteValue {
+pub(crate) enum RouteValue {
     #[cfg(feature = "axum")]
     Matched(axum::extract::MatchedPath),
     Given(Arc<str>),
 }
 
 impl RouteValue {
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             #[cfg(feature = "axum")]
             RouteValue::Matched(path) => path.as_str(),
@@ -168,9 +169,14 @@ impl RequestState {
 
         // The route as `'static` when its span name is kept, so that
         // `http.route` is not copied either.
-        let (name, static_route): (Cow<'static, str>, _) = match &config.span_name {
-            Some(f) => (Cow::Owned(f(head, route)), None),
-            None => method.span_name_for(route),
+        let kept = match (&config.span_name, method.static_span_name(), &route_value) {
+            (None, Some(method), Some(route)) => crate::route_names::kept_span_name(method, route),
+            _ => None,
+        };
+        let (name, static_route): (Cow<'static, str>, _) = match (&config.span_name, kept) {
+            (Some(f), _) => (Cow::Owned(f(head, route)), None),
+            (None, Some(kept)) => (Cow::Borrowed(kept.name), Some(kept.target)),
+            (None, None) => method.span_name_for(route),
         };
 
         let method_value = method.value.clone();
