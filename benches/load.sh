@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 secs=${1:-10}
 rounds=${2:-3}
-variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled tower_http_trace axum_tracing_opentelemetry instrumentation_tower}
+variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled tower_http_trace axum_tracing_opentelemetry instrumentation_tower floor_sampled floor_not_sampled}
 connections=${CONNECTIONS:-32}
 cargo build --release -q -p otel-web-benches --bin loadserver
 bin=target/release/loadserver
