@@ -5,13 +5,13 @@
 //! Per request it extracts the caller's context (otel-web's direct W3C
 //! extraction, the cheapest there is), builds one server span with a
 //! fixed name on the SDK tracer, makes its context current while the
-//! handler's future is polled, and when the response head is ready sets the
-//! status code, ends the span and records one duration through a histogram
-//! bound once, at start-up, to the only attribute set the bench sends. It
-//! does not wrap the body (so a streamed response is timed short), looks
-//! nothing up, normalizes nothing, and with `attributes` records six of the
-//! default attributes (the set the minimal layer of the budget's issue
-//! records), without it none. Whatever a real layer adds to that is its own
+//! handler's future is polled, and when the response head is ready ends
+//! the span and records one duration through a histogram bound once, at
+//! start-up, to the only attribute set the bench sends. It does not wrap
+//! the body (so a streamed response is timed short), looks nothing up,
+//! normalizes nothing, and with `attributes` records six of the default
+//! attributes (as many as the minimal layer of the budget's issue records:
+//! five at span start, the status code at the end), without it none. Whatever a real layer adds to that is its own
 //! cost; what the floor costs is the SDK's, axum's and the propagation's.
 
 use http::{Request, Response};
