@@ -64,8 +64,8 @@ pub use opentelemetry_semantic_conventions as semconv;
 pub use shared_strings::{shared_string, MAX_SHARED_STRINGS_PER_THREAD, MAX_SHARED_STRING_LEN};
 pub use span_names::{interned_span_name, SpanName, MAX_INTERNED_SPAN_NAMES};
 pub use status::{
-    client_status_is_error, server_status_is_error, short_type_name, status_code_str,
-    ERROR_TYPE_OTHER,
+    client_status_is_error, server_status_is_error, short_type_name, status_code_static,
+    status_code_str, ERROR_TYPE_OTHER,
 };
 pub use tracer::{HttpSpan, HttpTracer, InstalledTracerProvider};
 pub use url::{SensitiveQueryParameters, DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED};

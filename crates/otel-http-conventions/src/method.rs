@@ -50,6 +50,9 @@ pub struct NormalizedMethod<'a> {
     pub value: StringValue,
     /// `http.request.method_original`: set only when it differs from `value`.
     pub original: Option<&'a str>,
+    /// `value` as a `'static` string, when it is one of the default methods
+    /// or `_OTHER` (found while normalizing, not looked up again).
+    static_value: Option<&'static str>,
 }
 
 impl NormalizedMethod<'_> {
@@ -68,8 +71,24 @@ impl NormalizedMethod<'_> {
         if self.original.is_some() {
             return Some("HTTP");
         }
-        let name = self.value.as_str();
-        DEFAULT_KNOWN_METHODS.iter().find(|m| **m == name).copied()
+        self.static_value()
+    }
+
+    /// [`value`](Self::value) as a `&'static str` when it is one of the
+    /// default methods or `_OTHER`.
+    ///
+    /// ```
+    /// use otel_http_conventions::KnownMethods;
+    ///
+    /// let known = KnownMethods::default();
+    /// assert_eq!(known.normalize(&http::Method::GET).static_value(), Some("GET"));
+    /// let purge = http::Method::from_bytes(b"PURGE").unwrap();
+    /// assert_eq!(known.normalize(&purge).static_value(), Some("_OTHER"));
+    /// let custom = KnownMethods::new(["PURGE"]);
+    /// assert_eq!(custom.normalize(&purge).static_value(), None);
+    /// ```
+    pub fn static_value(&self) -> Option<&'static str> {
+        self.static_value
     }
 
     /// The span name `{method} {target}` (`HTTP {target}` for an unknown
@@ -157,21 +176,24 @@ impl KnownMethods {
     /// Normalises a method.
     pub fn normalize<'a>(&self, method: &'a http::Method) -> NormalizedMethod<'a> {
         let raw = method.as_str();
+        let default = |name: &str| DEFAULT_KNOWN_METHODS.iter().find(|m| **m == name).copied();
         let known = match &self.custom {
-            None => DEFAULT_KNOWN_METHODS
+            None => default(raw).map(|m| (StringValue::from(m), Some(m))),
+            Some(list) => list
                 .iter()
-                .find(|m| **m == raw)
-                .map(|m| StringValue::from(*m)),
-            Some(list) => list.iter().find(|m| m.as_str() == raw).cloned(),
+                .find(|m| m.as_str() == raw)
+                .map(|m| (m.clone(), default(raw))),
         };
         match known {
-            Some(value) => NormalizedMethod {
+            Some((value, static_value)) => NormalizedMethod {
                 value,
                 original: None,
+                static_value,
             },
             None => NormalizedMethod {
                 value: StringValue::from(OTHER_METHOD),
                 original: Some(raw),
+                static_value: Some(OTHER_METHOD),
             },
         }
     }

@@ -175,49 +175,53 @@ impl hashbrown::Equivalent<StoredKey> for MetricKey<'_> {
     }
 }
 
-/// An entry of the per-thread front of the cache: the instruments'
-/// identity, the caller's hint, and the shared binding (which holds the
-/// values). Hashed by the numbers only (the two, and the status code);
-/// equal only when the values are equal too, so a hint shared by different
-/// values costs a comparison, never a wrong series.
-struct FrontKey {
+/// A [`MetricKey`] whose strings are all `'static`, held by the strings'
+/// addresses and lengths: a `'static` string is never freed, so an address
+/// and length always mean the same content. Equal strings at different
+/// addresses make different keys, which find the same shared binding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StaticKey {
+    /// The instruments' identity.
     metrics: u64,
-    hint: u64,
-    bound: Arc<Bound>,
+    /// Method, scheme, server address, route, URL template, error type and
+    /// protocol version, as (address, length); `None` as (0, `usize::MAX`).
+    strings: [(usize, usize); 7],
+    server_port: Option<u16>,
+    status: Option<u16>,
 }
 
-impl Hash for FrontKey {
+// Hashed by the fields that tell a service's sets apart (the
+// instruments, method, route and status); equality compares them all.
+impl Hash for StaticKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.metrics, self.hint, self.bound.key.status).hash(state);
+        (
+            self.metrics,
+            self.strings[0].0,
+            self.strings[3].0,
+            self.status,
+        )
+            .hash(state);
     }
 }
 
-impl PartialEq for FrontKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.metrics == other.metrics
-            && self.hint == other.hint
-            && self.bound.key == other.bound.key
-    }
-}
-
-impl Eq for FrontKey {}
-
-/// A [`FrontKey`] to look up, with the values borrowed.
-struct FrontLookup<'a> {
-    metrics: u64,
-    hint: u64,
-    key: &'a MetricKey<'a>,
-}
-
-impl Hash for FrontLookup<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.metrics, self.hint, self.key.status).hash(state);
-    }
-}
-
-impl hashbrown::Equivalent<FrontKey> for FrontLookup<'_> {
-    fn equivalent(&self, key: &FrontKey) -> bool {
-        self.metrics == key.metrics && self.hint == key.hint && *self.key == key.bound.key.as_key()
+impl StaticKey {
+    fn new(metrics: u64, key: &MetricKey<'static>) -> Self {
+        let at =
+            |s: Option<&'static str>| s.map_or((0, usize::MAX), |s| (s.as_ptr() as usize, s.len()));
+        StaticKey {
+            metrics,
+            strings: [
+                at(Some(key.method)),
+                at(key.scheme),
+                at(key.server_address),
+                at(key.route),
+                at(key.url_template),
+                at(key.error_type),
+                at(key.protocol_version),
+            ],
+            server_port: key.server_port,
+            status: key.status,
+        }
     }
 }
 
@@ -226,13 +230,13 @@ impl hashbrown::Equivalent<FrontKey> for FrontLookup<'_> {
 const FRONT_CAPACITY: usize = MAX_BOUND_ATTRIBUTE_SETS;
 
 thread_local! {
-    /// The bindings this thread has recorded through, found without the
-    /// shared cache's lock and without hashing the values' strings. Entries
-    /// of instruments dropped since stay until the front is next emptied
-    /// (or the thread ends): bounded, and never found again, as every
-    /// instrument set has an identity of its own.
-    static FRONT: RefCell<hashbrown::HashSet<FrontKey>> =
-        RefCell::new(hashbrown::HashSet::new());
+    /// The bindings this thread has recorded through for keys of `'static`
+    /// strings, found without the shared cache's lock and without reading
+    /// the strings. Entries of instruments dropped since stay until the
+    /// front is next emptied (or the thread ends): bounded, and never found
+    /// again, as every instrument set has an identity of its own.
+    static FRONT: RefCell<hashbrown::HashMap<StaticKey, Arc<Bound>>> =
+        RefCell::new(hashbrown::HashMap::new());
 }
 
 /// Tells one [`HttpMetrics`] from every other in the process, for the
@@ -388,17 +392,13 @@ impl HttpMetrics {
         }
     }
 
-    /// Like [`record`](Self::record), for callers that can name the key's
-    /// values with a number: `hint` should be the same whenever `key` is,
-    /// and differ when it differs (the server layer passes the address of
-    /// the span name it keeps for the request's method and route).
-    ///
-    /// Each thread keeps the bindings it has used, found by `hint` and the
-    /// status code: no shared lock is taken and no string is hashed. The
-    /// values are still compared, so a poor hint costs speed, never a wrong
-    /// series: a hint shared by different values makes them compared one
-    /// after another, and different hints for the same values give that
-    /// binding more than one entry.
+    /// Like [`record`](Self::record), for a key whose strings are all
+    /// `'static` (kept span routes, the known methods, the schemes, the
+    /// protocol versions): each thread keeps the bindings it has used,
+    /// found by the strings' addresses, so no shared lock is taken and no
+    /// string is hashed or compared. Strings with equal contents at
+    /// different addresses find the same binding through the shared cache,
+    /// and each gets an entry of its own in the thread's front.
     ///
     /// ```
     /// use opentelemetry::metrics::MeterProvider;
@@ -406,7 +406,6 @@ impl HttpMetrics {
     ///
     /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::default();
     /// let metrics = HttpMetrics::new(&provider.meter("example"), Side::Server, false, false);
-    /// static NAME: &str = "GET /users/{id}";
     /// let key = MetricKey {
     ///     method: "GET",
     ///     route: Some("/users/{id}"),
@@ -414,19 +413,16 @@ impl HttpMetrics {
     ///     ..MetricKey::default()
     /// };
     /// let m = Measurement { duration: 0.01, ..Measurement::default() };
-    /// metrics.record_with_hint(NAME.as_ptr() as u64, &key, m);
+    /// metrics.record_static(&key, m);
+    /// metrics.record(&key, m);
     /// assert_eq!(metrics.bound_attribute_sets(), 1);
     /// ```
-    pub fn record_with_hint(&self, hint: u64, key: &MetricKey<'_>, m: Measurement) {
-        let lookup = FrontLookup {
-            metrics: self.id,
-            hint,
-            key,
-        };
+    pub fn record_static(&self, key: &MetricKey<'static>, m: Measurement) {
+        let front_key = StaticKey::new(self.id, key);
         let recorded = FRONT.with(|front| match front.try_borrow() {
-            Ok(front) => match front.get(&lookup) {
-                Some(entry) => {
-                    self.record_bound(&entry.bound, m);
+            Ok(front) => match front.get(&front_key) {
+                Some(bound) => {
+                    self.record_bound(bound, m);
                     true
                 }
                 None => false,
@@ -449,11 +445,7 @@ impl HttpMetrics {
                 if front.len() >= FRONT_CAPACITY {
                     front.clear();
                 }
-                front.insert(FrontKey {
-                    metrics: self.id,
-                    hint,
-                    bound,
-                });
+                front.insert(front_key, bound);
             }
         });
     }
@@ -612,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn hinted_records_from_every_thread_land_in_one_series() {
+    fn static_records_from_every_thread_land_in_one_series() {
         let (metrics, provider, exporter) = metrics_with_exporter(false);
         let metrics = std::sync::Arc::new(metrics);
         let threads: Vec<_> = (0..4)
@@ -620,7 +612,7 @@ mod tests {
                 let metrics = std::sync::Arc::clone(&metrics);
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        metrics.record_with_hint(7, &key(200), Measurement::default());
+                        metrics.record_static(&key(200), Measurement::default());
                     }
                 })
             })
@@ -628,7 +620,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        // The unhinted path finds the same binding.
+        // The path by contents finds the same binding.
         metrics.record(&key(200), Measurement::default());
         assert_eq!(metrics.bound_attribute_sets(), 1);
         provider.force_flush().unwrap();
@@ -636,39 +628,56 @@ mod tests {
     }
 
     #[test]
-    fn one_hint_for_different_values_keeps_their_series_apart() {
+    fn static_keys_tell_values_apart_and_equal_strings_apart_from_addresses() {
         let (metrics, provider, exporter) = metrics_with_exporter(false);
-        let other_route = MetricKey {
-            route: Some("/orders/{id}"),
+        // The same route at a second address: one series with the first.
+        let copy: &'static str = Box::leak(String::from("/users/{id}").into_boxed_str());
+        let same_route_elsewhere = MetricKey {
+            route: Some(copy),
+            ..key(200)
+        };
+        assert_ne!(
+            copy.as_ptr(),
+            key(200).route.map_or(std::ptr::null(), str::as_ptr)
+        );
+        // A prefix of the route, at the route's own address: another series.
+        let prefix = MetricKey {
+            route: key(200).route.map(|r| &r[..6]),
+            ..key(200)
+        };
+        let no_scheme = MetricKey {
+            scheme: None,
             ..key(200)
         };
         for _ in 0..3 {
-            metrics.record_with_hint(1, &key(200), Measurement::default());
-            metrics.record_with_hint(1, &key(500), Measurement::default());
+            metrics.record_static(&key(200), Measurement::default());
+            metrics.record_static(&key(500), Measurement::default());
+            metrics.record_static(&same_route_elsewhere, Measurement::default());
+            metrics.record_static(&prefix, Measurement::default());
+            metrics.record_static(&no_scheme, Measurement::default());
         }
-        metrics.record_with_hint(1, &other_route, Measurement::default());
-        assert_eq!(metrics.bound_attribute_sets(), 3);
+        assert_eq!(metrics.bound_attribute_sets(), 4);
         provider.force_flush().unwrap();
-        assert_eq!(durations(&exporter), vec![(4, 1), (4, 3), (4, 3)]);
+        assert_eq!(durations(&exporter), vec![(3, 3), (4, 3), (4, 3), (4, 6)]);
     }
 
     #[test]
     fn the_per_thread_front_is_bounded_and_tells_instruments_apart() {
-        // Two instrument sets, same hints and values: more bindings than
-        // one thread's front holds, so it is emptied on the way.
+        // Two instrument sets, same values: more bindings than one
+        // thread's front holds, so it is emptied on the way.
         let a = metrics_with_exporter(false);
         let b = metrics_with_exporter(false);
-        let routes: Vec<String> = (0..FRONT_CAPACITY / 2 + 100)
-            .map(|i| format!("/r{i}"))
+        let routes: Vec<&'static str> = (0..FRONT_CAPACITY / 2 + 100)
+            .map(|i| &*Box::leak(format!("/r{i}").into_boxed_str()))
             .collect();
         for _ in 0..2 {
-            for (i, route) in routes.iter().enumerate() {
+            for route in &routes {
                 let key = MetricKey {
                     route: Some(route),
                     ..key(200)
                 };
-                a.0.record_with_hint(i as u64, &key, Measurement::default());
-                b.0.record_with_hint(i as u64, &key, Measurement::default());
+                a.0.record_static(&key, Measurement::default());
+                b.0.record_static(&key, Measurement::default());
             }
         }
         assert!(FRONT.with(|f| f.borrow().len()) <= FRONT_CAPACITY);

@@ -1,7 +1,7 @@
 //! Span status and `error.type` rules.
 
 use opentelemetry::StringValue;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// `error.type` when nothing more specific is known.
 pub const ERROR_TYPE_OTHER: &str = "_OTHER";
@@ -32,18 +32,29 @@ pub fn client_status_is_error(code: u16) -> bool {
 }
 
 /// The status code as a string, the `error.type` of an error status.
-/// Codes 100..=999 are cached, so recording them does not allocate.
+/// Codes below 1000 are cached, so recording them does not allocate.
 ///
 /// ```
 /// assert_eq!(otel_http_conventions::status_code_str(503).as_str(), "503");
 /// ```
 pub fn status_code_str(code: u16) -> StringValue {
-    static CACHE: OnceLock<Vec<Arc<str>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| (0..1000u16).map(|c| Arc::from(c.to_string())).collect());
-    match cache.get(usize::from(code)) {
-        Some(s) => StringValue::from(Arc::clone(s)),
+    match status_code_static(code) {
+        Some(s) => StringValue::from(s),
         None => StringValue::from(code.to_string()),
     }
+}
+
+/// [`status_code_str`] as a `'static` string: `None` only for codes of
+/// 1000 and above, which are not cached.
+///
+/// ```
+/// assert_eq!(otel_http_conventions::status_code_static(404), Some("404"));
+/// assert_eq!(otel_http_conventions::status_code_static(1000), None);
+/// ```
+pub fn status_code_static(code: u16) -> Option<&'static str> {
+    static CACHE: OnceLock<Vec<Box<str>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| (0..1000u16).map(|c| c.to_string().into()).collect());
+    cache.get(usize::from(code)).map(|s| &**s)
 }
 
 /// The last two segments of a Rust type's path (`std::fmt::Error` gives

@@ -7,7 +7,7 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, has_forwarding_headers, protocol_version,
-    server_host_port, server_status_is_error, shared_string, status_code_str,
+    server_host_port, server_status_is_error, shared_string, status_code_static, status_code_str,
     trusted_client_address, Measurement, MetricKey,
 };
 use std::borrow::Cow;
@@ -71,11 +71,19 @@ fn peer_address(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<SocketAddr>().copied()
 }
 
-fn scheme_value(scheme: &str) -> StringValue {
+/// `url.scheme` as a `'static` string, for the two schemes of HTTP.
+fn static_scheme(scheme: &str) -> Option<&'static str> {
     match scheme {
-        "http" => StringValue::from("http"),
-        "https" => StringValue::from("https"),
-        other => StringValue::from(other.to_ascii_lowercase()),
+        "http" => Some("http"),
+        "https" => Some("https"),
+        _ => None,
+    }
+}
+
+fn scheme_value(scheme: &str) -> StringValue {
+    match static_scheme(scheme) {
+        Some(known) => StringValue::from(known),
+        None => StringValue::from(scheme.to_ascii_lowercase()),
     }
 }
 
@@ -110,9 +118,12 @@ pub(crate) struct RequestState {
     /// `url.scheme`.
     scheme: StringValue,
     route: Option<RouteValue>,
-    /// Names the request's metric values for the metric cache: the address
-    /// of the kept span name, which stands for one method and route.
-    metric_hint: Option<u64>,
+    /// The method, the scheme and the route as `'static` strings, when they
+    /// are (the known methods, `http` and `https`, a kept route): the
+    /// metric cache then finds the request's binding by their addresses.
+    static_method: Option<&'static str>,
+    static_scheme: Option<&'static str>,
+    static_route: Option<&'static str>,
     version: Option<&'static str>,
     status: Option<StatusCode>,
     request_body_size: Option<u64>,
@@ -206,13 +217,6 @@ impl RequestState {
                 .request_headers
                 .record(head.headers, &mut attrs);
         }
-        // A kept name is never freed, so its address names its method and
-        // route for as long as the process runs. A span name of the
-        // user's own does not name them.
-        let metric_hint = match (&config.span_name, &name) {
-            (None, Cow::Borrowed(kept)) => Some(kept.as_ptr() as u64),
-            _ => None,
-        };
         let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
             .with_start_time(start_time)
@@ -266,7 +270,9 @@ impl RequestState {
             method: method_value,
             scheme: scheme_value,
             route: route_value,
-            metric_hint,
+            static_method: method.static_value(),
+            static_scheme: static_scheme(scheme),
+            static_route,
             version: protocol_version(head.version),
             status: None,
             request_body_size,
@@ -318,7 +324,17 @@ impl RequestState {
         let status_error = self
             .status
             .filter(|s| server_status_is_error(s.as_u16()))
-            .map(|s| status_code_str(s.as_u16()));
+            .map(|s| s.as_u16());
+        // The error type as a `'static` string, when it is one (`None`
+        // inside: no error): see `static_method`.
+        let static_error: Option<Option<&'static str>> = match (&failure, status_error) {
+            (Some(f), _) => match f.error_type {
+                Cow::Borrowed(known) => Some(Some(known)),
+                Cow::Owned(_) => None,
+            },
+            (None, Some(code)) => status_code_static(code).map(Some),
+            (None, None) => Some(None),
+        };
         let error_type: Option<StringValue> = match failure {
             Some(f) => {
                 if self.recording {
@@ -334,7 +350,7 @@ impl RequestState {
                 }
                 Some(StringValue::from(f.error_type))
             }
-            None => status_error,
+            None => status_error.map(status_code_str),
         };
 
         if self.recording {
@@ -371,8 +387,24 @@ impl RequestState {
             request_body_size: self.request_body_size,
             response_body_size: Some(self.response_body_size),
         };
-        match self.metric_hint {
-            Some(hint) => metrics.record_with_hint(hint, &key, measurement),
+        let static_key = || {
+            let route = match (&self.route, self.static_route) {
+                (None, _) => None,
+                (Some(_), Some(kept)) => Some(kept),
+                (Some(_), None) => return None,
+            };
+            Some(MetricKey {
+                method: self.static_method?,
+                scheme: Some(self.static_scheme?),
+                route,
+                status: key.status,
+                error_type: static_error?,
+                protocol_version: self.version,
+                ..MetricKey::default()
+            })
+        };
+        match static_key() {
+            Some(key) => metrics.record_static(&key, measurement),
             None => metrics.record(&key, measurement),
         }
         if let Some(active) = &metrics.active {
