@@ -20,7 +20,17 @@ use std::cell::RefCell;
 const MAX_ROUTES_PER_THREAD: usize = 1024;
 
 /// Addresses and lengths of the method name and the route string.
-type Key = (usize, usize, usize, usize);
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([usize; 4]);
+
+// Folded into one word for the hasher to mix (the route's address tells
+// most entries apart); equality compares all four.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [method, method_len, route, route_len] = self.0.map(|w| w as u64);
+        state.write_u64(route ^ route_len.rotate_left(48) ^ method.rotate_left(24) ^ method_len);
+    }
+}
 
 thread_local! {
     static BY_ADDRESS: RefCell<HashMap<Key, (SpanName, RouteValue)>> =
@@ -31,12 +41,12 @@ thread_local! {
 /// kept (the caller builds one then).
 pub(crate) fn kept_span_name(method: &'static str, route: &RouteValue) -> Option<SpanName> {
     let target = route.as_str();
-    let key = (
+    let key = Key([
         method.as_ptr() as usize,
         method.len(),
         target.as_ptr() as usize,
         target.len(),
-    );
+    ]);
     BY_ADDRESS.with(|table| {
         let Ok(mut table) = table.try_borrow_mut() else {
             return interned_span_name(method, target);
