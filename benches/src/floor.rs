@@ -11,14 +11,16 @@
 //! the body (so a streamed response is timed short), looks nothing up,
 //! normalizes nothing, and with `attributes` records six of the default
 //! attributes (as many as the minimal layer of the budget's issue records:
-//! five at span start, the status code at the end), without it none. Whatever a real layer adds to that is its own
-//! cost; what the floor costs is the SDK's, axum's and the propagation's.
+//! five at span start, the status code at the end), without it none.
+//! Whatever a real layer adds to that is its own cost; what the floor
+//! costs is the SDK's, axum's and the propagation's.
 
 use http::{Request, Response};
 use opentelemetry::metrics::BoundHistogram;
 use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer as _, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use otel_http_conventions::semconv::attribute as attr;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -42,15 +44,15 @@ impl FloorLayer {
     pub fn new(provider: &SdkTracerProvider, attributes: bool) -> Self {
         let histogram = opentelemetry::global::meter_provider()
             .meter("floor")
-            .f64_histogram("http.server.request.duration")
+            .f64_histogram(otel_http_conventions::semconv::metric::HTTP_SERVER_REQUEST_DURATION)
             .with_unit("s")
             .build();
         let duration = histogram.bind(&[
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("http.route", ROUTE),
-            KeyValue::new("http.response.status_code", 200),
-            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new(attr::HTTP_REQUEST_METHOD, "GET"),
+            KeyValue::new(attr::URL_SCHEME, "http"),
+            KeyValue::new(attr::HTTP_ROUTE, ROUTE),
+            KeyValue::new(attr::HTTP_RESPONSE_STATUS_CODE, 200),
+            KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, "1.1"),
         ]);
         FloorLayer(Arc::new(Shared {
             tracer: provider.tracer("floor"),
@@ -95,11 +97,11 @@ where
         let mut builder = SpanBuilder::from_name("GET /users/{id}").with_kind(SpanKind::Server);
         if self.shared.attributes {
             builder = builder.with_attributes(vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("http.route", ROUTE),
-                KeyValue::new("url.scheme", "http"),
-                KeyValue::new("url.path", req.uri().path().to_owned()),
-                KeyValue::new("network.protocol.version", "1.1"),
+                KeyValue::new(attr::HTTP_REQUEST_METHOD, "GET"),
+                KeyValue::new(attr::HTTP_ROUTE, ROUTE),
+                KeyValue::new(attr::URL_SCHEME, "http"),
+                KeyValue::new(attr::URL_PATH, req.uri().path().to_owned()),
+                KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, "1.1"),
             ]);
         }
         let span = self.shared.tracer.build_with_context(builder, &parent);
@@ -138,7 +140,7 @@ where
         if let Ok(response) = &result {
             if this.shared.attributes {
                 span.set_attribute(KeyValue::new(
-                    "http.response.status_code",
+                    attr::HTTP_RESPONSE_STATUS_CODE,
                     i64::from(response.status().as_u16()),
                 ));
             }

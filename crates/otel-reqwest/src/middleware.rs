@@ -103,8 +103,6 @@ impl Attempt {
                 span.set_attribute(KeyValue::new(attr::HTTP_RESPONSE_BODY_SIZE, size as i64));
             }
         }
-        span.end_with_timestamp(self.start_time + elapsed);
-
         let metrics = &self.config.common.metrics;
         let key = MetricKey {
             method: self.method.as_str(),
@@ -127,6 +125,9 @@ impl Attempt {
         if let Some(active) = &metrics.active {
             active.add(-1, &self.base_attrs);
         }
+        // Ended last, so that whoever sees the exported span also sees the
+        // attempt's metrics recorded.
+        span.end_with_timestamp(self.start_time + elapsed);
     }
 }
 
@@ -139,12 +140,11 @@ impl Drop for Attempt {
         // lost, keep the active count balanced, record no duration (the
         // request has no outcome to describe).
         self.finished = true;
-        self.cx
-            .span()
-            .end_with_timestamp(self.start_time + self.start.elapsed());
+        let end = self.start_time + self.start.elapsed();
         if let Some(active) = &self.config.common.metrics.active {
             active.add(-1, &self.base_attrs);
         }
+        self.cx.span().end_with_timestamp(end);
     }
 }
 

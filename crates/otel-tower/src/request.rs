@@ -179,13 +179,14 @@ impl RequestState {
         };
 
         // The route as `'static` when its span name is kept, so that
-        // `http.route` is not copied either.
-        let kept = match (&config.span_name, method.static_span_name(), &route_value) {
-            (None, Some(method), Some(route)) => crate::route_names::kept_span_name(method, route),
+        // `http.route` is not copied either and the metric binding is found
+        // by address; kept whether or not the span is named by the user.
+        let kept = match (method.static_span_name(), &route_value) {
+            (Some(method), Some(route)) => crate::route_names::kept_span_name(method, route),
             _ => None,
         };
         let (name, static_route): (Cow<'static, str>, _) = match (&config.span_name, kept) {
-            (Some(f), _) => (Cow::Owned(f(head, route)), None),
+            (Some(f), kept) => (Cow::Owned(f(head, route)), kept.map(|k| k.target)),
             (None, Some(kept)) => (Cow::Borrowed(kept.name), Some(kept.target)),
             (None, None) => method.span_name_for(route),
         };
@@ -367,11 +368,6 @@ impl RequestState {
                 ));
             }
         }
-        if self.recording {
-            // A span that records nothing has nothing to end.
-            self.cx.span().end_with_timestamp(self.start_time + elapsed);
-        }
-
         let metrics = &self.config.common.metrics;
         let key = MetricKey {
             method: self.method.as_str(),
@@ -409,6 +405,12 @@ impl RequestState {
         }
         if let Some(active) = &metrics.active {
             active.add(-1, &active_attributes(&self.method, &self.scheme));
+        }
+        // Ended last, so that whoever sees the exported span also sees the
+        // request's metrics recorded.
+        if self.recording {
+            // A span that records nothing has nothing to end.
+            self.cx.span().end_with_timestamp(self.start_time + elapsed);
         }
     }
 }
