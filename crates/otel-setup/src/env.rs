@@ -56,6 +56,10 @@ pub enum Compression {
 pub struct OtlpConfig {
     /// The full URL (HTTP: including `/v1/traces` or `/v1/metrics`).
     pub endpoint: String,
+    /// The variable that set the endpoint and its value as written, named in
+    /// the warning when the endpoint cannot be used; `None` for the default
+    /// or an endpoint given in code.
+    pub endpoint_source: Option<(String, String)>,
     /// Transport and encoding.
     pub protocol: Protocol,
     /// Extra headers (`OTEL_EXPORTER_OTLP_HEADERS`), decoded.
@@ -92,19 +96,49 @@ pub enum SamplerConfig {
     ParentBasedTraceIdRatio(f64),
 }
 
-/// Batch span processor settings (`OTEL_BSP_*`).
+/// Batch processor settings (`OTEL_BSP_*` for spans, `OTEL_BLRP_*` for log
+/// records).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
     /// Delay between exports.
     pub schedule_delay: Duration,
-    /// Export timeout: each trace export is bounded by the smaller of this
-    /// and the OTLP timeout.
+    /// Export timeout: how long one export may run, retries included, before
+    /// it is given up. Zero means no limit.
     pub export_timeout: Duration,
     /// Spans kept waiting at most; more are dropped (and counted).
     pub max_queue_size: usize,
     /// Spans per export at most.
     pub max_export_batch_size: usize,
 }
+
+/// Span and attribute limits (`OTEL_ATTRIBUTE_*`, `OTEL_SPAN_*`,
+/// `OTEL_EVENT_*`, `OTEL_LINK_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest attribute value kept, in characters: longer strings
+    /// (and each string of a string array) are cut to it on every exported
+    /// span, events and links included. `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+    /// then `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`; 4096 by default, where the
+    /// specification has no limit, so that one hostile header cannot make a
+    /// span megabytes long.
+    pub attribute_value_length: usize,
+    /// Attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, then
+    /// `OTEL_ATTRIBUTE_COUNT_LIMIT`; 128).
+    pub span_attribute_count: u32,
+    /// Events per span (`OTEL_SPAN_EVENT_COUNT_LIMIT`; 128).
+    pub span_event_count: u32,
+    /// Links per span (`OTEL_SPAN_LINK_COUNT_LIMIT`; 128).
+    pub span_link_count: u32,
+    /// Attributes per event (`OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, then
+    /// `OTEL_ATTRIBUTE_COUNT_LIMIT`; 128).
+    pub event_attribute_count: u32,
+    /// Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, then
+    /// `OTEL_ATTRIBUTE_COUNT_LIMIT`; 128).
+    pub link_attribute_count: u32,
+}
+
+/// The default value length limit, in characters.
+pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 4096;
 
 /// Every setting `init()` applied, after the environment and the builder.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,10 +170,25 @@ pub struct EffectiveConfig {
     pub sampler: SamplerConfig,
     /// `OTEL_BSP_*`.
     pub batch: BatchConfig,
+    /// `OTEL_BLRP_*`: the log record queue (`tracing` feature).
+    pub logs_batch: BatchConfig,
+    /// Span and attribute limits.
+    pub limits: Limits,
     /// `OTEL_METRIC_EXPORT_INTERVAL`.
     pub metric_export_interval: Duration,
-    /// `OTEL_METRIC_EXPORT_TIMEOUT`.
+    /// `OTEL_METRIC_EXPORT_TIMEOUT`: one metric export at most, retries
+    /// included. Zero means no limit.
     pub metric_export_timeout: Duration,
+    /// How long shutdown waits for every signal's last export, all signals
+    /// together (5 s unless set in code).
+    pub shutdown_timeout: Duration,
+    /// The most estimated bytes one export request carries: batches are cut
+    /// below it, and an item alone above it is dropped and counted (4 MiB,
+    /// the usual receiver limit, unless set in code).
+    pub max_export_request_bytes: usize,
+    /// The most estimated bytes each queue holds (spans, log records), on
+    /// top of its item bound (32 MiB unless set in code).
+    pub max_queue_bytes: usize,
     /// Every value that was ignored.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -203,6 +252,22 @@ impl<'a> Reader<'a> {
                     default
                 }
             },
+        }
+    }
+
+    /// A non-negative whole number (limits, where 0 is allowed).
+    fn limit(&mut self, name: &str) -> Option<usize> {
+        let v = self.get(name)?;
+        match v.parse::<u32>() {
+            Ok(n) if n <= i32::MAX as u32 => Some(n as usize),
+            _ => {
+                self.warn(
+                    name,
+                    &v,
+                    "allowed: a whole number from 0 to 2147483647; using the default",
+                );
+                None
+            }
         }
     }
 
@@ -309,12 +374,20 @@ fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
         Protocol::Grpc => "http://localhost:4317",
         _ => "http://localhost:4318",
     };
-    let endpoint = match (r.get(&specific("ENDPOINT")), r.get(&general("ENDPOINT"))) {
-        // A per-signal endpoint is used as it is; an empty path becomes "/".
-        (Some(url), _) => with_root_path(&url),
-        (None, Some(base)) => join_signal_path(&base, path, protocol),
-        (None, None) => join_signal_path(default_base, path, protocol),
-    };
+    let insecure = r.bool(&specific("INSECURE")) || r.bool(&general("INSECURE"));
+    let (endpoint, endpoint_source) =
+        match (r.get(&specific("ENDPOINT")), r.get(&general("ENDPOINT"))) {
+            // A per-signal endpoint is used as it is; an empty path becomes "/".
+            (Some(url), _) => (
+                with_root_path(&grpc_scheme(&url, protocol, insecure)),
+                Some((specific("ENDPOINT"), url)),
+            ),
+            (None, Some(base)) => (
+                join_signal_path(&grpc_scheme(&base, protocol, insecure), path, protocol),
+                Some((general("ENDPOINT"), base)),
+            ),
+            (None, None) => (join_signal_path(default_base, path, protocol), None),
+        };
 
     let headers = match pick(r, "HEADERS") {
         None => Vec::new(),
@@ -344,11 +417,47 @@ fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
     };
     OtlpConfig {
         endpoint,
+        endpoint_source,
         protocol,
         headers,
         timeout,
         compression,
     }
+}
+
+/// A gRPC endpoint without a scheme (`collector:4317`, as gRPC clients
+/// accept) is TLS unless `OTEL_EXPORTER_OTLP_INSECURE` is true. HTTP
+/// endpoints are left as given.
+fn grpc_scheme(url: &str, protocol: Protocol, insecure: bool) -> String {
+    if protocol != Protocol::Grpc || url.contains("://") {
+        return url.to_owned();
+    }
+    let scheme = if insecure { "http" } else { "https" };
+    format!("{scheme}://{url}")
+}
+
+/// Why an endpoint cannot be used, if it cannot.
+pub(crate) fn endpoint_problem(url: &str) -> Option<String> {
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => return Some(format!("not a URL ({e})")),
+    };
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            if !crate::tls::ENABLED {
+                return Some(
+                    "https needs TLS, which this build leaves out (feature `tls`)".to_owned(),
+                );
+            }
+        }
+        Some(other) => return Some(format!("the scheme {other:?} is not http or https")),
+        None => return Some("no scheme".to_owned()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Some("no host".to_owned());
+    }
+    None
 }
 
 fn with_root_path(url: &str) -> String {
@@ -448,6 +557,111 @@ fn service_name(r: &mut Reader<'_>, resource: &[(String, String)]) -> String {
     }
 }
 
+/// Shutdown waits this long for all signals together by default: under the
+/// 10 s a container runtime gives a process between SIGTERM and SIGKILL.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default request bound: the OpenTelemetry Collector's (and gRPC's)
+/// default 4 MiB receive limit.
+pub const DEFAULT_MAX_EXPORT_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// The default byte bound of each queue.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+
+/// One batch processor's variables, `{prefix}_SCHEDULE_DELAY` and so on.
+fn batch_config(r: &mut Reader<'_>, prefix: &str, default_delay: Duration) -> BatchConfig {
+    let queue_var = format!("{prefix}_MAX_QUEUE_SIZE");
+    let batch_var = format!("{prefix}_MAX_EXPORT_BATCH_SIZE");
+    let max_queue_size = r.count(&queue_var, 2048);
+    let batch_set = r.get(&batch_var).is_some();
+    let mut max_export_batch_size = r.count(&batch_var, 512);
+    if max_export_batch_size > max_queue_size {
+        // Only a value the user set is warned about: with the queue alone
+        // made small, the default batch size simply follows it.
+        if batch_set {
+            r.warn(
+                &batch_var,
+                &max_export_batch_size.to_string(),
+                format!("must not exceed {queue_var} ({max_queue_size}); using {max_queue_size}"),
+            );
+        }
+        max_export_batch_size = max_queue_size;
+    }
+    BatchConfig {
+        schedule_delay: r.millis(&format!("{prefix}_SCHEDULE_DELAY"), default_delay),
+        export_timeout: r.millis(
+            &format!("{prefix}_EXPORT_TIMEOUT"),
+            Duration::from_millis(30000),
+        ),
+        max_queue_size,
+        max_export_batch_size,
+    }
+}
+
+fn limits(r: &mut Reader<'_>) -> Limits {
+    let general_count = r.limit("OTEL_ATTRIBUTE_COUNT_LIMIT");
+    let general_length = r.limit("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+    let count = |r: &mut Reader<'_>, name: &str, general: Option<usize>| {
+        r.limit(name).or(general).unwrap_or(128).min(u32::MAX as usize) as u32
+    };
+    Limits {
+        attribute_value_length: r
+            .limit("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+            .or(general_length)
+            .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
+        span_attribute_count: count(r, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general_count),
+        span_event_count: count(r, "OTEL_SPAN_EVENT_COUNT_LIMIT", None),
+        span_link_count: count(r, "OTEL_SPAN_LINK_COUNT_LIMIT", None),
+        event_attribute_count: count(r, "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general_count),
+        link_attribute_count: count(r, "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general_count),
+    }
+}
+
+/// Turns off OTLP export of each signal whose endpoint cannot be used, with
+/// one warning naming the variable; and keeps one warning per variable and
+/// value (a shared variable is read once per signal).
+pub(crate) fn finish(cfg: &mut EffectiveConfig) {
+    let mut off: Vec<(String, String, String, &str)> = Vec::new();
+    for (signal, otlp, exporters) in [
+        ("traces", &cfg.traces_otlp, &mut cfg.traces_exporters),
+        ("metrics", &cfg.metrics_otlp, &mut cfg.metrics_exporters),
+        ("logs", &cfg.logs_otlp, &mut cfg.logs_exporters),
+    ] {
+        if !exporters.contains(&ExporterKind::Otlp) {
+            continue;
+        }
+        if let Some(problem) = endpoint_problem(&otlp.endpoint) {
+            let (variable, value) = otlp
+                .endpoint_source
+                .clone()
+                .unwrap_or_else(|| ("endpoint (set in code)".to_owned(), otlp.endpoint.clone()));
+            off.push((variable, value, problem, signal));
+            exporters.retain(|k| *k != ExporterKind::Otlp);
+        }
+    }
+    // One warning per variable, naming every signal it turned off.
+    for (i, (variable, value, problem, _)) in off.iter().enumerate() {
+        if off[..i].iter().any(|(v, ..)| v == variable) {
+            continue;
+        }
+        let signals: Vec<&str> = off
+            .iter()
+            .filter(|(v, ..)| v == variable)
+            .map(|(.., s)| *s)
+            .collect();
+        cfg.warnings.push(ConfigWarning {
+            variable: variable.clone(),
+            value: value.clone(),
+            message: format!(
+                "{problem}; allowed: an http:// or https:// URL such as http://localhost:4318 \
+                 (gRPC also takes host:port); OTLP export of {} is off",
+                signals.join(", ")
+            ),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    cfg.warnings
+        .retain(|w| seen.insert((w.variable.clone(), w.value.clone())));
+}
+
 /// Reads every variable. Code-level settings are applied afterwards by the
 /// builder, so they win.
 pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
@@ -485,22 +699,9 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
     let metrics_otlp = otlp(&mut r, SIGNAL_METRICS);
     let logs_otlp = otlp(&mut r, SIGNAL_LOGS);
     let rust_log = r.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
-    let max_queue_size = r.count("OTEL_BSP_MAX_QUEUE_SIZE", 2048);
-    let mut max_export_batch_size = r.count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512);
-    if max_export_batch_size > max_queue_size {
-        r.warn(
-            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-            &max_export_batch_size.to_string(),
-            format!("must not exceed OTEL_BSP_MAX_QUEUE_SIZE; using {max_queue_size}"),
-        );
-        max_export_batch_size = max_queue_size;
-    }
-    let batch = BatchConfig {
-        schedule_delay: r.millis("OTEL_BSP_SCHEDULE_DELAY", Duration::from_millis(5000)),
-        export_timeout: r.millis("OTEL_BSP_EXPORT_TIMEOUT", Duration::from_millis(30000)),
-        max_queue_size,
-        max_export_batch_size,
-    };
+    let batch = batch_config(&mut r, "OTEL_BSP", Duration::from_millis(5000));
+    let logs_batch = batch_config(&mut r, "OTEL_BLRP", Duration::from_millis(1000));
+    let limits = limits(&mut r);
     let metric_export_interval =
         r.millis("OTEL_METRIC_EXPORT_INTERVAL", Duration::from_millis(60000));
     let metric_export_timeout =
@@ -519,8 +720,13 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
         rust_log,
         sampler,
         batch,
+        logs_batch,
+        limits,
         metric_export_interval,
         metric_export_timeout,
+        shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        max_export_request_bytes: DEFAULT_MAX_EXPORT_REQUEST_BYTES,
+        max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
         warnings: r.warnings,
     }
 }

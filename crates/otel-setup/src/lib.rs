@@ -79,36 +79,44 @@
 
 mod env;
 mod exporters;
+mod pipeline;
+mod tls;
 #[cfg(feature = "tracing")]
 mod tracing_bridge;
 pub mod waterfall;
 
 pub use env::{
-    BatchConfig, Compression, ConfigWarning, EffectiveConfig, ExporterKind, OtlpConfig, Protocol,
-    SamplerConfig,
+    BatchConfig, Compression, ConfigWarning, EffectiveConfig, ExporterKind, Limits, OtlpConfig,
+    Protocol, SamplerConfig, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    DEFAULT_MAX_EXPORT_REQUEST_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 /// Capture spans and metrics in memory in tests: see [`otel_testkit`].
 pub use otel_testkit as testing;
+pub use pipeline::{DropCause, Dropped, Signal};
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::{global, KeyValue};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanLimits};
 use opentelemetry_sdk::Resource;
+use pipeline::batch::{BatchSettings, Batcher};
+use pipeline::losses::Losses;
+use pipeline::Cancel;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 /// Why telemetry could not be installed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An exporter could not be built (for example, an endpoint that is not
-    /// a URL). The message names the setting.
+    /// An exporter could not be built (with [`TelemetryBuilder::strict`]
+    /// only; otherwise that signal is turned off with a warning). The
+    /// message names the setting.
     Exporter(String),
+    /// A setting was ignored, with [`TelemetryBuilder::strict`]: every
+    /// warning.
+    Config(Vec<ConfigWarning>),
     /// The export runtime could not be started.
     Runtime(std::io::Error),
 }
@@ -120,6 +128,16 @@ impl std::fmt::Display for Error {
                 f,
                 "{m}; check OTEL_EXPORTER_OTLP_ENDPOINT and its per-signal overrides"
             ),
+            Error::Config(warnings) => {
+                f.write_str("telemetry settings were ignored: ")?;
+                for (i, w) in warnings.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{w}")?;
+                }
+                Ok(())
+            }
             Error::Runtime(e) => write!(f, "the telemetry export thread could not start: {e}"),
         }
     }
@@ -144,7 +162,11 @@ pub struct TelemetryBuilder {
     metrics_exporters: Option<Vec<ExporterKind>>,
     logs_exporters: Option<Vec<ExporterKind>>,
     otlp_endpoint: Option<(String, Protocol)>,
+    shutdown_timeout: Option<Duration>,
+    max_export_request_bytes: Option<usize>,
+    max_queue_bytes: Option<usize>,
     quiet: bool,
+    strict: bool,
     local: bool,
     span_processors: Vec<AddProcessor>,
 }
@@ -226,6 +248,32 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How long [`Telemetry::shutdown`] waits for the last exports of every
+    /// signal together (they are flushed in parallel); 5 s by default. What
+    /// is still queued then is dropped and counted
+    /// ([`DropCause::ShutdownTimeout`]).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// The most estimated bytes one export request carries (4 MiB by
+    /// default, the usual receiver limit). Batches are cut below it; a span
+    /// or log record that alone exceeds it is dropped and counted
+    /// ([`DropCause::TooLarge`]), never its neighbours.
+    pub fn max_export_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_export_request_bytes = Some(bytes);
+        self
+    }
+
+    /// The most estimated bytes each queue (spans, log records) holds, on
+    /// top of `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BLRP_MAX_QUEUE_SIZE` items
+    /// (32 MiB by default).
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = Some(bytes);
+        self
+    }
+
     /// Build the providers without installing them (or the propagator)
     /// globally: for several services in one process, as the demo runs
     /// them. Use [`Telemetry::tracer_provider`] and
@@ -253,6 +301,13 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Fail [`install`](Self::install) with [`Error::Config`] when any
+    /// setting would be ignored, instead of warning and going on.
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
     /// The configuration `install` would apply, without installing anything.
     pub fn effective_config(&self) -> EffectiveConfig {
         let mut cfg = match &self.env {
@@ -271,6 +326,15 @@ impl TelemetryBuilder {
         if let Some(e) = &self.logs_exporters {
             cfg.logs_exporters = e.clone();
         }
+        if let Some(t) = self.shutdown_timeout {
+            cfg.shutdown_timeout = t;
+        }
+        if let Some(b) = self.max_export_request_bytes {
+            cfg.max_export_request_bytes = b;
+        }
+        if let Some(b) = self.max_queue_bytes {
+            cfg.max_queue_bytes = b;
+        }
         if let Some((endpoint, protocol)) = &self.otlp_endpoint {
             for (otlp, path) in [
                 (&mut cfg.traces_otlp, "v1/traces"),
@@ -278,22 +342,39 @@ impl TelemetryBuilder {
                 (&mut cfg.logs_otlp, "v1/logs"),
             ] {
                 otlp.protocol = *protocol;
+                otlp.endpoint_source = None;
                 otlp.endpoint = match protocol {
                     Protocol::Grpc => endpoint.clone(),
                     _ => format!("{}/{}", endpoint.trim_end_matches('/'), path),
                 };
             }
         }
+        env::finish(&mut cfg);
         cfg
     }
 
     /// Installs the providers and propagator globally and returns the guard.
+    ///
+    /// It fails only for what cannot work at all (no thread for exports),
+    /// or, with [`strict`](Self::strict), for any ignored setting: an
+    /// endpoint that cannot be used turns that signal off with a warning.
     pub fn install(self) -> Result<Telemetry, Error> {
-        let cfg = self.effective_config();
-        if !self.quiet {
+        let mut cfg = self.effective_config();
+        let quiet = self.quiet;
+        let strict = self.strict;
+        let warn = |cfg: &mut EffectiveConfig, w: ConfigWarning| {
+            if !quiet {
+                eprintln!("otel-setup: {w}");
+            }
+            cfg.warnings.push(w);
+        };
+        if !quiet {
             for w in &cfg.warnings {
                 eprintln!("otel-setup: {w}");
             }
+        }
+        if strict && !cfg.warnings.is_empty() {
+            return Err(Error::Config(cfg.warnings));
         }
         if !self.local {
             if cfg.propagators == ["tracecontext", "baggage"] {
@@ -305,60 +386,92 @@ impl TelemetryBuilder {
             }
         }
         if cfg.disabled {
-            return Ok(Telemetry {
-                config: cfg,
-                tracer_provider: None,
-                meter_provider: None,
-                #[cfg(feature = "tracing")]
-                logger_provider: None,
-                #[cfg(feature = "tracing")]
-                dispatch: None,
-                runtime: None,
-                losses: Arc::default(),
-            });
+            return Ok(Telemetry::disabled(cfg));
         }
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("otel-export")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
-        let losses = Arc::new(exporters::Losses::default());
+        let runtime = ExportRuntime::start()?;
+        let rt = runtime.handle();
+        let losses = Arc::new(Losses::default());
+        let cancel = Arc::new(Cancel::default());
         let mut code_attrs = self.attributes;
         if let Some(version) = self.service_version {
             code_attrs.push(KeyValue::new("service.version", version));
         }
         let resource = resource(&cfg, code_attrs);
+        let settings = |b: &BatchConfig| BatchSettings {
+            schedule_delay: b.schedule_delay,
+            export_timeout: nonzero(b.export_timeout),
+            max_queue_size: b.max_queue_size,
+            max_queue_bytes: cfg.max_queue_bytes,
+            max_export_batch_size: b.max_export_batch_size,
+            // The resource and the scopes' framing travel once per request.
+            max_request_bytes: cfg
+                .max_export_request_bytes
+                .saturating_sub(
+                    pipeline::limits::attributes_bytes(resource.iter().map(|(k, v)| {
+                        KeyValue::new(k.clone(), v.clone())
+                    }).collect::<Vec<_>>().iter())
+                        + 16 * 1024,
+                )
+                .max(1),
+        };
+        let span_settings = settings(&cfg.batch);
+        #[cfg(feature = "tracing")]
+        let log_settings = settings(&cfg.logs_batch);
 
+        let l = &cfg.limits;
         let mut tracer = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_sampler(sampler(&cfg.sampler));
-        for kind in &cfg.traces_exporters {
-            let batch = BatchConfigBuilder::default()
-                .with_max_queue_size(cfg.batch.max_queue_size)
-                .with_max_export_batch_size(cfg.batch.max_export_batch_size)
-                .with_scheduled_delay(cfg.batch.schedule_delay)
-                .build();
-            tracer = match kind {
+            .with_sampler(sampler(&cfg.sampler))
+            .with_span_limits(SpanLimits {
+                max_events_per_span: l.span_event_count,
+                max_attributes_per_span: l.span_attribute_count,
+                max_links_per_span: l.span_link_count,
+                max_attributes_per_event: l.event_attribute_count,
+                max_attributes_per_link: l.link_attribute_count,
+            });
+        let mut span_batchers = Vec::new();
+        let value_limit = Some(cfg.limits.attribute_value_length);
+        let kinds = cfg.traces_exporters.clone();
+        for kind in kinds {
+            let pipeline = match kind {
                 ExporterKind::Otlp => {
-                    // OTEL_BSP_EXPORT_TIMEOUT bounds each export too.
-                    let mut otlp = cfg.traces_otlp.clone();
-                    otlp.timeout = otlp.timeout.min(cfg.batch.export_timeout);
-                    let exporter =
-                        exporters::span_exporter(&otlp, runtime.handle(), Arc::clone(&losses))?;
-                    tracer.with_span_processor(
-                        BatchSpanProcessor::builder(exporter)
-                            .with_batch_config(batch)
-                            .build(),
+                    match exporters::span_exporter(&cfg.traces_otlp, rt) {
+                        Ok(mut exporter) => {
+                            exporter.set_resource(&resource);
+                            pipeline::spans::SpanPipeline::new(
+                                exporter,
+                                span_settings.clone(),
+                                value_limit,
+                                Arc::clone(&losses),
+                                Arc::clone(&cancel),
+                                rt,
+                            )
+                        }
+                        Err(e) => {
+                            if strict {
+                                return Err(Error::Exporter(e));
+                            }
+                            warn(&mut cfg, exporter_off("OTEL_TRACES_EXPORTER", e));
+                            continue;
+                        }
+                    }
+                }
+                ExporterKind::Console => {
+                    let mut exporter = waterfall::WaterfallExporter::stdout();
+                    exporter.set_resource(&resource);
+                    pipeline::spans::SpanPipeline::new(
+                        exporter,
+                        span_settings.clone(),
+                        value_limit,
+                        Arc::clone(&losses),
+                        Arc::clone(&cancel),
+                        rt,
                     )
                 }
-                ExporterKind::Console => tracer.with_span_processor(
-                    BatchSpanProcessor::builder(waterfall::WaterfallExporter::stdout())
-                        .with_batch_config(batch)
-                        .build(),
-                ),
             };
+            span_batchers.push(pipeline.batcher());
+            tracer = tracer.with_span_processor(pipeline);
         }
         for add in self.span_processors {
             tracer = add(tracer);
@@ -366,46 +479,65 @@ impl TelemetryBuilder {
         let tracer_provider = tracer.build();
 
         #[cfg(feature = "tracing")]
-        let mut cfg = cfg;
-        #[cfg(feature = "tracing")]
-        let (logger_provider, dispatch) = {
-            let logger =
-                tracing_bridge::logger_provider(&cfg, resource.clone(), runtime.handle(), &losses)?;
+        let (logger_provider, dispatch, log_batchers) = {
+            let (logger, log_batchers, errors) = tracing_bridge::logger_provider(
+                &cfg,
+                resource.clone(),
+                log_settings,
+                rt,
+                &losses,
+                &cancel,
+            );
+            for e in errors {
+                if strict {
+                    return Err(Error::Exporter(e));
+                }
+                warn(&mut cfg, exporter_off("OTEL_LOGS_EXPORTER", e));
+            }
             let mut warnings = Vec::new();
             let dispatch = tracing_bridge::dispatch(&cfg, &tracer_provider, &logger, &mut warnings);
-            if !self.quiet {
-                for w in &warnings {
-                    eprintln!("otel-setup: {w}");
-                }
+            for w in warnings {
+                warn(&mut cfg, w);
             }
-            cfg.warnings.extend(warnings);
             if !self.local && tracing::dispatcher::set_global_default(dispatch.clone()).is_err() {
-                cfg.warnings.push(ConfigWarning {
-                    variable: "tracing".into(),
-                    value: "global subscriber".into(),
-                    message: "a global tracing subscriber was already set; ours was not installed \
-                              (use Telemetry::tracing_dispatch to run code under it)"
-                        .into(),
-                });
+                warn(
+                    &mut cfg,
+                    ConfigWarning {
+                        variable: "tracing".into(),
+                        value: "global subscriber".into(),
+                        message: "a global tracing subscriber was already set; ours was not \
+                                  installed (use Telemetry::tracing_dispatch to run code under it)"
+                            .into(),
+                    },
+                );
             }
-            (Some(logger), Some(dispatch))
+            (Some(logger), Some(dispatch), log_batchers)
         };
 
         let mut meter = SdkMeterProvider::builder().with_resource(resource);
-        for kind in &cfg.metrics_exporters {
+        let kinds = cfg.metrics_exporters.clone();
+        for kind in kinds {
             meter = match kind {
-                ExporterKind::Otlp => {
-                    let exporter = exporters::metric_exporter(
-                        &cfg.metrics_otlp,
-                        runtime.handle(),
-                        Arc::clone(&losses),
-                    )?;
-                    meter.with_reader(
-                        PeriodicReader::builder(exporter)
-                            .with_interval(cfg.metric_export_interval)
-                            .build(),
-                    )
-                }
+                ExporterKind::Otlp => match exporters::metric_exporter(&cfg.metrics_otlp, rt) {
+                    Ok(exporter) => meter.with_reader(
+                        PeriodicReader::builder(pipeline::metrics::MetricPipeline::new(
+                            exporter,
+                            rt.clone(),
+                            nonzero(cfg.metric_export_timeout),
+                            Arc::clone(&losses),
+                            Arc::clone(&cancel),
+                        ))
+                        .with_interval(cfg.metric_export_interval)
+                        .build(),
+                    ),
+                    Err(e) => {
+                        if strict {
+                            return Err(Error::Exporter(e));
+                        }
+                        warn(&mut cfg, exporter_off("OTEL_METRICS_EXPORTER", e));
+                        meter
+                    }
+                },
                 ExporterKind::Console => meter.with_reader(
                     PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
                         .with_interval(cfg.metric_export_interval)
@@ -414,6 +546,14 @@ impl TelemetryBuilder {
             };
         }
         let meter_provider = meter.build();
+        let self_metrics = pipeline::observe::register(
+            &meter_provider,
+            &losses,
+            &span_batchers,
+            #[cfg(feature = "tracing")]
+            &log_batchers,
+            &cfg,
+        );
 
         if !self.local {
             // The SDK provider, wrapped so that otel-web's instrumentations
@@ -431,9 +571,66 @@ impl TelemetryBuilder {
             logger_provider,
             #[cfg(feature = "tracing")]
             dispatch,
+            #[cfg(feature = "tracing")]
+            log_batchers,
+            span_batchers,
+            _self_metrics: self_metrics,
             runtime: Some(runtime),
             losses,
+            cancel,
         })
+    }
+}
+
+/// A timeout where zero means none (the specification's rule for
+/// `*_TIMEOUT` variables).
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+fn exporter_off(variable: &str, reason: String) -> ConfigWarning {
+    ConfigWarning {
+        variable: variable.to_owned(),
+        value: "otlp".to_owned(),
+        message: format!("{reason}; that export is off, the service runs on"),
+    }
+}
+
+/// The runtime exports run on. Dropping it never blocks, so it is safe in
+/// async code too.
+#[derive(Debug)]
+struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl ExportRuntime {
+    fn start() -> Result<Self, Error> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otel-export")
+            .enable_all()
+            .build()
+            .map(|rt| ExportRuntime(Some(rt)))
+            .map_err(Error::Runtime)
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        // Always Some until dropped or leaked.
+        self.0.as_ref().map(|rt| rt.handle()).expect("export runtime")
+    }
+
+    /// Keeps the runtime (and its thread) for the rest of the process: for
+    /// an export that another thread still runs on it.
+    fn leak(mut self) {
+        if let Some(rt) = self.0.take() {
+            std::mem::forget(rt);
+        }
+    }
+}
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -501,7 +698,8 @@ fn resource(cfg: &EffectiveConfig, code: Vec<KeyValue>) -> Resource {
 }
 
 /// The installed telemetry. [`shutdown`](Self::shutdown), or dropping it,
-/// flushes every finished span and metric, waiting a bounded time.
+/// flushes every finished span, metric and log record, all signals in
+/// parallel, waiting at most the shutdown timeout (5 s by default).
 #[derive(Debug)]
 pub struct Telemetry {
     config: EffectiveConfig,
@@ -511,17 +709,38 @@ pub struct Telemetry {
     logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
     #[cfg(feature = "tracing")]
     dispatch: Option<tracing::Dispatch>,
-    runtime: Option<tokio::runtime::Runtime>,
-    losses: Arc<exporters::Losses>,
+    #[cfg(feature = "tracing")]
+    log_batchers: Vec<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, opentelemetry::InstrumentationScope)>>,
+    span_batchers: Vec<Batcher<SpanData>>,
+    _self_metrics: pipeline::observe::SelfMetrics,
+    runtime: Option<ExportRuntime>,
+    losses: Arc<Losses>,
+    cancel: Arc<Cancel>,
 }
-
-/// How long shutdown waits for each signal's final export.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Telemetry {
     /// A builder for settings in code.
     pub fn builder() -> TelemetryBuilder {
         TelemetryBuilder::default()
+    }
+
+    fn disabled(config: EffectiveConfig) -> Self {
+        Telemetry {
+            config,
+            tracer_provider: None,
+            meter_provider: None,
+            #[cfg(feature = "tracing")]
+            logger_provider: None,
+            #[cfg(feature = "tracing")]
+            dispatch: None,
+            #[cfg(feature = "tracing")]
+            log_batchers: Vec::new(),
+            span_batchers: Vec::new(),
+            _self_metrics: pipeline::observe::SelfMetrics::default(),
+            runtime: None,
+            losses: Arc::default(),
+            cancel: Arc::default(),
+        }
     }
 
     /// What was applied, with every warning.
@@ -548,9 +767,25 @@ impl Telemetry {
         self.dispatch.as_ref()
     }
 
-    /// Spans that could not be exported and were dropped so far.
+    /// What was dropped so far, by signal and cause, and what was exported.
+    ///
+    /// ```
+    /// use otel_setup::{DropCause, Signal, Telemetry};
+    /// let telemetry = Telemetry::builder()
+    ///     .env_map([("OTEL_TRACES_EXPORTER", "none"), ("OTEL_METRICS_EXPORTER", "none")])
+    ///     .install()
+    ///     .expect("telemetry");
+    /// let dropped = telemetry.dropped();
+    /// assert_eq!(dropped.get(Signal::Traces, DropCause::QueueFull), 0);
+    /// assert_eq!(dropped.total(), 0);
+    /// ```
+    pub fn dropped(&self) -> Dropped {
+        self.losses.snapshot()
+    }
+
+    /// Spans dropped so far, for any cause (see [`dropped`](Self::dropped)).
     pub fn dropped_spans(&self) -> u64 {
-        self.losses.spans.load(Ordering::Relaxed)
+        self.losses.snapshot().signal(Signal::Traces)
     }
 
     /// Exports everything finished so far, without shutting down.
@@ -567,25 +802,77 @@ impl Telemetry {
         }
     }
 
-    /// Flushes and shuts down. Waits at most a few seconds per signal.
+    /// Flushes and shuts down every signal in parallel, waiting at most the
+    /// shutdown timeout in all; prints a line if anything was lost.
     pub fn shutdown(mut self) {
         self.shutdown_inner();
     }
 
     fn shutdown_inner(&mut self) {
-        if let Some(t) = self.tracer_provider.take() {
-            let _ = t.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        let (tx, rx) = mpsc::channel();
+        let mut pending = 0;
+        for b in &self.span_batchers {
+            b.begin_shutdown(tx.clone());
+            pending += 1;
+        }
+        #[cfg(feature = "tracing")]
+        for b in &self.log_batchers {
+            b.begin_shutdown(tx.clone());
+            pending += 1;
         }
         if let Some(m) = self.meter_provider.take() {
-            let _ = m.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+            // The periodic reader collects once more and exports; on a
+            // thread of its own so that it runs beside the other signals.
+            let tx = tx.clone();
+            let timeout = self.config.shutdown_timeout;
+            let spawned = std::thread::Builder::new()
+                .name("otel-shutdown".into())
+                .spawn(move || {
+                    let _ = m.shutdown_with_timeout(timeout);
+                    let _ = tx.send(());
+                });
+            if spawned.is_ok() {
+                pending += 1;
+            }
+        }
+        drop(tx);
+        while pending > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                break;
+            }
+            pending -= 1;
+        }
+        // The deadline: whatever still runs gives up, and what is queued is
+        // counted as lost.
+        self.cancel.fire();
+        let short = Duration::from_millis(200);
+        for b in &self.span_batchers {
+            let _ = b.shutdown(short);
+        }
+        #[cfg(feature = "tracing")]
+        for b in &self.log_batchers {
+            let _ = b.shutdown(short);
+        }
+        if let Some(t) = self.tracer_provider.take() {
+            let _ = t.shutdown_with_timeout(short);
         }
         #[cfg(feature = "tracing")]
         if let Some(l) = self.logger_provider.take() {
-            let _ = l.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+            let _ = l.shutdown_with_timeout(short);
         }
-        if let Some(rt) = self.runtime.take() {
-            // Never blocks, so it is safe inside an async context too.
-            rt.shutdown_background();
+        self.losses.final_report();
+        if self.cancel.wait_idle(short) {
+            drop(runtime);
+        } else {
+            // A metric export still runs on the runtime from the SDK's
+            // thread: shutting the runtime down under it would panic that
+            // thread, so it stays for the rest of the process.
+            runtime.leak();
         }
     }
 }

@@ -4,7 +4,11 @@
 //! trace id.
 
 use crate::env::{EffectiveConfig, ExporterKind};
-use crate::exporters::{self, Losses};
+use crate::exporters;
+use crate::pipeline::batch::{BatchSettings, Batcher};
+use crate::pipeline::logs::LogPipeline;
+use crate::pipeline::losses::Losses;
+use crate::pipeline::Cancel;
 use opentelemetry::trace::{TraceContextExt, TracerProvider};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -19,6 +23,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+type LogItem = (
+    opentelemetry_sdk::logs::SdkLogRecord,
+    opentelemetry::InstrumentationScope,
+);
+
 /// Crates whose own events must not become exported log records: exporting
 /// them would log again, without end.
 const EXPORT_PATH_TARGETS: [&str; 7] = [
@@ -31,21 +40,40 @@ const EXPORT_PATH_TARGETS: [&str; 7] = [
     "reqwest",
 ];
 
+/// The logger provider, with one queue of ours per OTLP log exporter; the
+/// errors are exporters that could not be built (that export is off).
 pub(crate) fn logger_provider(
     cfg: &EffectiveConfig,
     resource: Resource,
+    settings: BatchSettings,
     rt: &tokio::runtime::Handle,
     losses: &Arc<Losses>,
-) -> Result<SdkLoggerProvider, crate::Error> {
-    let mut builder = SdkLoggerProvider::builder().with_resource(resource);
+    cancel: &Arc<Cancel>,
+) -> (SdkLoggerProvider, Vec<Batcher<LogItem>>, Vec<String>) {
+    let mut builder = SdkLoggerProvider::builder().with_resource(resource.clone());
+    let mut batchers = Vec::new();
+    let mut errors = Vec::new();
     for kind in &cfg.logs_exporters {
         // `console`: the subscriber's own lines already go to the terminal.
         if *kind == ExporterKind::Otlp {
-            let exporter = exporters::log_exporter(&cfg.logs_otlp, rt, Arc::clone(losses))?;
-            builder = builder.with_batch_exporter(exporter);
+            match exporters::log_exporter(&cfg.logs_otlp, rt) {
+                Ok(mut exporter) => {
+                    opentelemetry_sdk::logs::LogExporter::set_resource(&mut exporter, &resource);
+                    let p = LogPipeline::new(
+                        exporter,
+                        settings.clone(),
+                        Arc::clone(losses),
+                        Arc::clone(cancel),
+                        rt,
+                    );
+                    batchers.push(p.batcher());
+                    builder = builder.with_log_processor(p);
+                }
+                Err(e) => errors.push(e),
+            }
         }
     }
-    Ok(builder.build())
+    (builder.build(), batchers, errors)
 }
 
 /// Human-readable lines, each starting with the trace id of the context it
