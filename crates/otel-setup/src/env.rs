@@ -600,7 +600,10 @@ fn limits(r: &mut Reader<'_>) -> Limits {
     let general_count = r.limit("OTEL_ATTRIBUTE_COUNT_LIMIT");
     let general_length = r.limit("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
     let count = |r: &mut Reader<'_>, name: &str, general: Option<usize>| {
-        r.limit(name).or(general).unwrap_or(128).min(u32::MAX as usize) as u32
+        r.limit(name)
+            .or(general)
+            .unwrap_or(128)
+            .min(u32::MAX as usize) as u32
     };
     Limits {
         attribute_value_length: r

@@ -408,10 +408,13 @@ impl TelemetryBuilder {
             max_request_bytes: cfg
                 .max_export_request_bytes
                 .saturating_sub(
-                    pipeline::limits::attributes_bytes(resource.iter().map(|(k, v)| {
-                        KeyValue::new(k.clone(), v.clone())
-                    }).collect::<Vec<_>>().iter())
-                        + 16 * 1024,
+                    pipeline::limits::attributes_bytes(
+                        resource
+                            .iter()
+                            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    ) + 16 * 1024,
                 )
                 .max(1),
         };
@@ -435,28 +438,26 @@ impl TelemetryBuilder {
         let kinds = cfg.traces_exporters.clone();
         for kind in kinds {
             let pipeline = match kind {
-                ExporterKind::Otlp => {
-                    match exporters::span_exporter(&cfg.traces_otlp, rt) {
-                        Ok(mut exporter) => {
-                            exporter.set_resource(&resource);
-                            pipeline::spans::SpanPipeline::new(
-                                exporter,
-                                span_settings.clone(),
-                                value_limit,
-                                Arc::clone(&losses),
-                                Arc::clone(&cancel),
-                                rt,
-                            )
-                        }
-                        Err(e) => {
-                            if strict {
-                                return Err(Error::Exporter(e));
-                            }
-                            warn(&mut cfg, exporter_off("OTEL_TRACES_EXPORTER", e));
-                            continue;
-                        }
+                ExporterKind::Otlp => match exporters::span_exporter(&cfg.traces_otlp, rt) {
+                    Ok(mut exporter) => {
+                        exporter.set_resource(&resource);
+                        pipeline::spans::SpanPipeline::new(
+                            exporter,
+                            span_settings.clone(),
+                            value_limit,
+                            Arc::clone(&losses),
+                            Arc::clone(&cancel),
+                            rt,
+                        )
                     }
-                }
+                    Err(e) => {
+                        if strict {
+                            return Err(Error::Exporter(e));
+                        }
+                        warn(&mut cfg, exporter_off("OTEL_TRACES_EXPORTER", e));
+                        continue;
+                    }
+                },
                 ExporterKind::Console => {
                     let mut exporter = waterfall::WaterfallExporter::stdout();
                     exporter.set_resource(&resource);
@@ -614,7 +615,10 @@ impl ExportRuntime {
 
     fn handle(&self) -> &tokio::runtime::Handle {
         // Always Some until dropped or leaked.
-        self.0.as_ref().map(|rt| rt.handle()).expect("export runtime")
+        self.0
+            .as_ref()
+            .map(|rt| rt.handle())
+            .expect("export runtime")
     }
 
     /// Keeps the runtime (and its thread) for the rest of the process: for
@@ -710,7 +714,12 @@ pub struct Telemetry {
     #[cfg(feature = "tracing")]
     dispatch: Option<tracing::Dispatch>,
     #[cfg(feature = "tracing")]
-    log_batchers: Vec<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, opentelemetry::InstrumentationScope)>>,
+    log_batchers: Vec<
+        Batcher<(
+            opentelemetry_sdk::logs::SdkLogRecord,
+            opentelemetry::InstrumentationScope,
+        )>,
+    >,
     span_batchers: Vec<Batcher<SpanData>>,
     _self_metrics: pipeline::observe::SelfMetrics,
     runtime: Option<ExportRuntime>,
@@ -803,9 +812,11 @@ impl Telemetry {
     }
 
     /// Flushes and shuts down every signal in parallel, waiting at most the
-    /// shutdown timeout in all; prints a line if anything was lost.
-    pub fn shutdown(mut self) {
+    /// shutdown timeout in all; prints a line if anything was lost, and
+    /// returns the final counts.
+    pub fn shutdown(mut self) -> Dropped {
         self.shutdown_inner();
+        self.losses.snapshot()
     }
 
     fn shutdown_inner(&mut self) {

@@ -240,6 +240,7 @@ fn sdk_disabled_installs_no_providers_but_propagates() {
 fn code_settings_beat_the_environment() {
     let t = Telemetry::builder()
         .service_name("from-code")
+        .local()
         .traces_exporters([])
         .metrics_exporters([])
         .env_map([
@@ -257,19 +258,75 @@ fn code_settings_beat_the_environment() {
     assert!(cfg.warnings[0].to_string().contains("OTEL_TRACES_SAMPLER"));
 }
 
+/// Every endpoint that cannot be used, in the runtime every axum service
+/// runs in: install succeeds, no panic (installing or dropping), one
+/// warning naming the variable, and that signal's OTLP export is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_cannot_work_is_one_warning_and_that_export_off() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        (
+            "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "127.0.0.1:4318",
+        ),
+        (
+            "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "ftp://collector:21",
+        ),
+        ("grpc", "OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        (
+            "grpc",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "unix:///tmp/otlp.sock",
+        ),
+        ("http/json", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://"),
+    ];
+    for (protocol, variable, value) in cases {
+        let t = Telemetry::builder()
+            .local()
+            .quiet()
+            .env_map([
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", *protocol),
+                (*variable, *value),
+            ])
+            .install()
+            .expect("an unusable endpoint does not fail install");
+        let cfg = t.effective_config();
+        let about: Vec<_> = cfg
+            .warnings
+            .iter()
+            .filter(|w| w.variable == *variable)
+            .collect();
+        assert_eq!(about.len(), 1, "{value}: {:?}", cfg.warnings);
+        let text = about[0].to_string();
+        assert!(
+            text.contains(value) && text.contains("http://") && text.contains("is off"),
+            "{text}"
+        );
+        assert!(!cfg
+            .traces_exporters
+            .contains(&otel_setup::ExporterKind::Otlp));
+        // The service goes on: spans can be made and the guard drops here,
+        // inside the runtime, without a panic.
+        record(&t, 1);
+        drop(t);
+    }
+}
+
 #[test]
-fn an_endpoint_that_cannot_work_is_a_clear_error() {
+fn strict_mode_turns_a_warning_into_an_error() {
     let err = Telemetry::builder()
-        .env_map([
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "not a url"),
-        ])
+        .local()
         .quiet()
+        .strict()
+        .env_map([("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "not a url")])
         .install()
-        .expect_err("an unparsable endpoint cannot work");
+        .expect_err("strict");
     let text = err.to_string();
     assert!(
-        text.contains("trace exporter") && text.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        text.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
         "{text}"
     );
 }

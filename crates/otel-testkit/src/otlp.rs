@@ -97,7 +97,37 @@ pub struct ReceivedLog {
     pub span_id: String,
 }
 
-#[derive(Default, Debug)]
+/// The signal of one OTLP export request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OtlpSignal {
+    /// `/v1/traces`, `TraceService/Export`.
+    Traces,
+    /// `/v1/metrics`, `MetricsService/Export`.
+    Metrics,
+    /// `/v1/logs`, `LogsService/Export`.
+    Logs,
+}
+
+/// One export request as it arrived, answered or not.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// Which signal.
+    pub signal: OtlpSignal,
+    /// When it arrived.
+    pub at: Instant,
+    /// Items it carried (spans, data points, log records); 0 when it could
+    /// not be decoded or was over the size limit.
+    pub items: usize,
+    /// The HTTP status it was answered with (gRPC: 200 for OK, 503 for
+    /// UNAVAILABLE, 413 for RESOURCE_EXHAUSTED, 500 for others).
+    pub status: u16,
+}
+
+/// The receiver's default request limit: the OpenTelemetry Collector's
+/// (and gRPC's) usual 4 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug)]
 struct Store {
     logs: Mutex<Vec<ExportLogsServiceRequest>>,
     traces: Mutex<Vec<ExportTraceServiceRequest>>,
@@ -108,9 +138,91 @@ struct Store {
     fail_with: AtomicU16,
     /// Milliseconds to wait before answering.
     delay_ms: std::sync::atomic::AtomicU64,
+    /// Seconds for a `Retry-After` header on HTTP failures; 0: none.
+    retry_after: std::sync::atomic::AtomicU64,
+    max_request_bytes: std::sync::atomic::AtomicUsize,
+    attempts: Mutex<Vec<Attempt>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            logs: Mutex::default(),
+            traces: Mutex::default(),
+            metrics: Mutex::default(),
+            headers: Mutex::default(),
+            fail_with: AtomicU16::new(0),
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+            retry_after: std::sync::atomic::AtomicU64::new(0),
+            max_request_bytes: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_REQUEST_BYTES),
+            attempts: Mutex::default(),
+        }
+    }
+}
+
+fn span_count(r: &ExportTraceServiceRequest) -> usize {
+    r.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
+fn point_count(r: &ExportMetricsServiceRequest) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    r.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        })
+        .sum()
+}
+
+fn record_count(r: &ExportLogsServiceRequest) -> usize {
+    r.resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len())
+        .sum()
 }
 
 impl Store {
+    fn attempt(&self, signal: OtlpSignal, items: usize, status: u16) {
+        push(
+            &self.attempts,
+            Attempt {
+                signal,
+                at: Instant::now(),
+                items,
+                status,
+            },
+        );
+    }
+
+    /// The gRPC answer for a request of `len` bytes and `items` items, after
+    /// recording the attempt; `None`: accept it.
+    fn grpc_verdict(&self, signal: OtlpSignal, len: usize, items: usize) -> Option<tonic::Status> {
+        if len > self.max_request_bytes.load(Ordering::Relaxed) {
+            self.attempt(signal, 0, 413);
+            return Some(tonic::Status::resource_exhausted(
+                "request over the receiver's limit",
+            ));
+        }
+        if self.failing().is_some() {
+            self.attempt(signal, items, 503);
+            return Some(tonic::Status::unavailable("receiver set to fail"));
+        }
+        self.attempt(signal, items, 200);
+        None
+    }
+
     async fn pause(&self) {
         let ms = self.delay_ms.load(Ordering::Relaxed);
         if ms > 0 {
@@ -135,8 +247,12 @@ impl TraceService for Grpc {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.0.pause().await;
-        if self.0.failing().is_some() {
-            return Err(tonic::Status::unavailable("receiver set to fail"));
+        let r = request.get_ref();
+        if let Some(status) =
+            self.0
+                .grpc_verdict(OtlpSignal::Traces, r.encoded_len(), span_count(r))
+        {
+            return Err(status);
         }
         if let Ok(mut h) = self.0.headers.lock() {
             h.push(request.metadata().clone().into_headers());
@@ -155,8 +271,12 @@ impl MetricsService for Grpc {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         self.0.pause().await;
-        if self.0.failing().is_some() {
-            return Err(tonic::Status::unavailable("receiver set to fail"));
+        let r = request.get_ref();
+        if let Some(status) =
+            self.0
+                .grpc_verdict(OtlpSignal::Metrics, r.encoded_len(), point_count(r))
+        {
+            return Err(status);
         }
         if let Ok(mut m) = self.0.metrics.lock() {
             m.push(request.into_inner());
@@ -172,8 +292,12 @@ impl LogsService for Grpc {
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         self.0.pause().await;
-        if self.0.failing().is_some() {
-            return Err(tonic::Status::unavailable("receiver set to fail"));
+        let r = request.get_ref();
+        if let Some(status) =
+            self.0
+                .grpc_verdict(OtlpSignal::Logs, r.encoded_len(), record_count(r))
+        {
+            return Err(status);
         }
         if let Ok(mut l) = self.0.logs.lock() {
             l.push(request.into_inner());
@@ -247,10 +371,22 @@ impl OtlpReceiver {
                     http_listener.local_addr().expect("addr"),
                 );
                 let _ = addr_tx.send(addrs);
+                // The size limit is checked in the handlers, so that a request
+                // over it is recorded as an attempt.
+                const DECODE_MAX: usize = 256 * 1024 * 1024;
                 let grpc = tonic::transport::Server::builder()
-                    .add_service(TraceServiceServer::new(Grpc(Arc::clone(&s))))
-                    .add_service(MetricsServiceServer::new(Grpc(Arc::clone(&s))))
-                    .add_service(LogsServiceServer::new(Grpc(Arc::clone(&s))))
+                    .add_service(
+                        TraceServiceServer::new(Grpc(Arc::clone(&s)))
+                            .max_decoding_message_size(DECODE_MAX),
+                    )
+                    .add_service(
+                        MetricsServiceServer::new(Grpc(Arc::clone(&s)))
+                            .max_decoding_message_size(DECODE_MAX),
+                    )
+                    .add_service(
+                        LogsServiceServer::new(Grpc(Arc::clone(&s)))
+                            .max_decoding_message_size(DECODE_MAX),
+                    )
                     .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
                         grpc_listener,
                     ));
@@ -288,10 +424,32 @@ impl OtlpReceiver {
         self.store.fail_with.store(status, Ordering::Relaxed);
     }
 
-    /// Answers normally again (no failure, no delay).
+    /// Answers normally again (no failure, no delay, no `Retry-After`).
     pub fn recover(&self) {
         self.store.fail_with.store(0, Ordering::Relaxed);
         self.store.delay_ms.store(0, Ordering::Relaxed);
+        self.store.retry_after.store(0, Ordering::Relaxed);
+    }
+
+    /// Sends `Retry-After: <seconds>` with every HTTP failure (see
+    /// [`fail_with`](Self::fail_with)); 0 sends none.
+    pub fn retry_after(&self, seconds: u64) {
+        self.store.retry_after.store(seconds, Ordering::Relaxed);
+    }
+
+    /// Refuses requests larger than `bytes` (uncompressed), as a collector
+    /// does: HTTP 413, gRPC RESOURCE_EXHAUSTED. 4 MiB unless set.
+    pub fn max_request_bytes(&self, bytes: usize) {
+        self.store.max_request_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Every export request received so far, answered or refused, in order.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.store
+            .attempts
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     /// Waits `delay` before answering each export: a slow collector.
@@ -368,6 +526,53 @@ impl OtlpReceiver {
         out
     }
 
+    /// The data points of the counter or up-down counter `name` in the last
+    /// request that carried it: each point's attributes (as strings) and
+    /// value.
+    pub fn last_sum(&self, name: &str) -> Vec<(Vec<(String, String)>, i64)> {
+        use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+        let Ok(metrics) = self.store.metrics.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for req in metrics.iter() {
+            let mut found = Vec::new();
+            for m in req
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .filter(|m| m.name == name)
+            {
+                if let Some(Data::Sum(sum)) = &m.data {
+                    for p in &sum.data_points {
+                        let attrs = p
+                            .attributes
+                            .iter()
+                            .map(|kv| {
+                                (
+                                    kv.key.clone(),
+                                    attr_string(std::slice::from_ref(kv), &kv.key)
+                                        .unwrap_or_default(),
+                                )
+                            })
+                            .collect();
+                        let v = match p.value {
+                            Some(Value::AsInt(i)) => i,
+                            Some(Value::AsDouble(d)) => d as i64,
+                            None => 0,
+                        };
+                        found.push((attrs, v));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                out = found;
+            }
+        }
+        out
+    }
+
     /// Every log record received so far.
     pub fn logs(&self) -> Vec<ReceivedLog> {
         let Ok(logs) = self.store.logs.lock() else {
@@ -427,20 +632,40 @@ impl Drop for OtlpReceiver {
 /// does (or with the failure the test asked for).
 fn ingest<T: Message + Default + serde::de::DeserializeOwned>(
     store: &Store,
+    signal: OtlpSignal,
     headers: &http::HeaderMap,
     body: &[u8],
+    count: impl Fn(&T) -> usize,
     keep: impl FnOnce(&Store, T),
-) -> axum::http::StatusCode {
+) -> axum::response::Response {
     use axum::http::StatusCode;
-    if let Some(status) = store.failing() {
-        return StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    use axum::response::IntoResponse;
+    let req = decode::<T>(headers, body);
+    let items = req.as_ref().map(&count).unwrap_or(0);
+    let size = req.as_ref().map(Message::encoded_len).unwrap_or(body.len());
+    if size > store.max_request_bytes.load(Ordering::Relaxed) {
+        store.attempt(signal, 0, 413);
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
-    match decode::<T>(headers, body) {
-        Some(req) => {
-            keep(store, req);
-            StatusCode::OK
+    if let Some(status) = store.failing() {
+        store.attempt(signal, items, status);
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after = store.retry_after.load(Ordering::Relaxed);
+        if retry_after > 0 {
+            return (code, [("retry-after", retry_after.to_string())]).into_response();
         }
-        None => StatusCode::BAD_REQUEST,
+        return code.into_response();
+    }
+    match req {
+        Some(req) => {
+            store.attempt(signal, items, 200);
+            keep(store, req);
+            StatusCode::OK.into_response()
+        }
+        None => {
+            store.attempt(signal, 0, 400);
+            StatusCode::BAD_REQUEST.into_response()
+        }
     }
 }
 
@@ -459,10 +684,17 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
                     s.pause().await;
-                    ingest(&s, &h, &b, |s, req: ExportTraceServiceRequest| {
-                        push(&s.headers, h.clone());
-                        push(&s.traces, req);
-                    })
+                    ingest(
+                        &s,
+                        OtlpSignal::Traces,
+                        &h,
+                        &b,
+                        span_count,
+                        |s, req: ExportTraceServiceRequest| {
+                            push(&s.headers, h.clone());
+                            push(&s.traces, req);
+                        },
+                    )
                 },
             ),
         )
@@ -471,9 +703,14 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
                     s.pause().await;
-                    ingest(&s, &h, &b, |s, req: ExportMetricsServiceRequest| {
-                        push(&s.metrics, req)
-                    })
+                    ingest(
+                        &s,
+                        OtlpSignal::Metrics,
+                        &h,
+                        &b,
+                        point_count,
+                        |s, req: ExportMetricsServiceRequest| push(&s.metrics, req),
+                    )
                 },
             ),
         )
@@ -482,11 +719,19 @@ fn http_app(store: Arc<Store>) -> axum::Router {
             post(
                 |State(s): State<Arc<Store>>, h: http::HeaderMap, b: bytes::Bytes| async move {
                     s.pause().await;
-                    ingest(&s, &h, &b, |s, req: ExportLogsServiceRequest| {
-                        push(&s.logs, req)
-                    })
+                    ingest(
+                        &s,
+                        OtlpSignal::Logs,
+                        &h,
+                        &b,
+                        record_count,
+                        |s, req: ExportLogsServiceRequest| push(&s.logs, req),
+                    )
                 },
             ),
         )
+        // The size limit is the receiver's own (checked after decoding, so
+        // that gzip bodies are measured as collectors measure them).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(store)
 }

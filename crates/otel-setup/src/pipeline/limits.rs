@@ -150,7 +150,10 @@ mod tests {
         events.events.push(opentelemetry::trace::Event::new(
             "exception",
             std::time::SystemTime::now(),
-            vec![KeyValue::new("exception.message", "\"quoted\"\n".repeat(50))],
+            vec![KeyValue::new(
+                "exception.message",
+                "\"quoted\"\n".repeat(50),
+            )],
             0,
         ));
         let span = SpanData {

@@ -95,11 +95,15 @@ impl DropCause {
 
     fn describe(self) -> &'static str {
         match self {
-            DropCause::QueueFull => "the export queue was full (the collector is slower than the service, or down)",
+            DropCause::QueueFull => {
+                "the export queue was full (the collector is slower than the service, or down)"
+            }
             DropCause::ExportFailed => "the export failed",
             DropCause::Timeout => "the export timed out",
             DropCause::TooLarge => "they were larger than one export request may be",
-            DropCause::ShutdownTimeout => "they were still queued when the shutdown deadline passed",
+            DropCause::ShutdownTimeout => {
+                "they were still queued when the shutdown deadline passed"
+            }
             DropCause::AlreadyShutdown => "they ended after telemetry was shut down",
         }
     }
@@ -154,8 +158,7 @@ impl Losses {
         if n == 0 {
             return;
         }
-        let total =
-            self.dropped[signal.index()][cause.index()].fetch_add(n, Ordering::Relaxed) + n;
+        let total = self.dropped[signal.index()][cause.index()].fetch_add(n, Ordering::Relaxed) + n;
         if self.quiet.load(Ordering::Relaxed) {
             return;
         }

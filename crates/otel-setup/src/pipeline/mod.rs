@@ -12,9 +12,9 @@
 
 pub(crate) mod batch;
 pub(crate) mod limits;
-pub(crate) mod losses;
 #[cfg(feature = "tracing")]
 pub(crate) mod logs;
+pub(crate) mod losses;
 pub(crate) mod metrics;
 pub(crate) mod observe;
 pub(crate) mod spans;
