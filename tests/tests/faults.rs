@@ -1,8 +1,13 @@
-//! Fault isolation: user-service (a real process) under steady load while its
+//! Fault isolation: user-service (a real process, exporting traces, metrics
+//! and logs over OTLP as it runs by default) under steady load while its
 //! OTLP endpoint is healthy, not listening, accepting but never answering,
 //! answering after 5 s, or answering UNAVAILABLE. Every request must still
-//! succeed, memory must stay bounded, and, with a healthy collector, every
-//! served request's span must arrive, even across a SIGTERM under load.
+//! succeed, memory must stay bounded, the process must exit within 6 s of
+//! SIGTERM without a panic, the spans it reports lost must match the spans
+//! that did not arrive, and, with a healthy collector, every served
+//! request's span must arrive, even across a SIGTERM under load. A flood of
+//! 100 kB headers must neither grow memory past 64 MiB nor make a 4 MiB
+//! receiver refuse a request.
 //!
 //! It prints the table kept in RELIABILITY.md. Latency ratios are printed,
 //! not asserted: this machine is shared, so they are measurements, not
@@ -38,7 +43,31 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_service(port: u16, endpoint: &str) -> Child {
+/// Where a service's standard error goes, read after it exits.
+fn stderr_file() -> (std::fs::File, std::path::PathBuf) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "otel-web-faults-{}-{}.stderr",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = std::fs::File::create(&path).expect("stderr file");
+    (f, path)
+}
+
+/// The spans the service said it lost in its final line, if it printed one.
+fn reported_lost_spans(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("telemetry lost during this run: ").nth(1))
+        .filter_map(|rest| rest.split("spans ").nth(1))
+        .filter_map(|n| n.split_whitespace().next()?.parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+fn start_service(port: u16, endpoint: &str) -> (Child, std::path::PathBuf) {
+    let (stderr, path) = stderr_file();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-user-service"));
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL_") {
@@ -52,20 +81,19 @@ fn start_service(port: u16, endpoint: &str) -> Child {
             ("OTEL_SERVICE_NAME", "user-service".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.into()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
-            ("OTEL_METRICS_EXPORTER", "none".into()),
-            ("OTEL_LOGS_EXPORTER", "none".into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
             ("RUST_LOG", "warn".into()),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(stderr))
         .spawn()
         .expect("user-service starts");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
+            return (child, path);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -149,6 +177,10 @@ struct Row {
     rss_start: u64,
     rss_end: u64,
     received: Option<usize>,
+    /// Every span received, any kind.
+    received_all: usize,
+    /// Spans the service reported lost at exit.
+    reported_lost: u64,
     /// Requests served, warm-up included: what spans were made for.
     served: usize,
     stop_time: Duration,
@@ -164,7 +196,7 @@ async fn run(
     secs: u64,
 ) -> Row {
     let port = free_port();
-    let mut child = start_service(port, endpoint);
+    let (mut child, stderr_path) = start_service(port, endpoint);
     let pid = child.id();
     // Warm up, then measure.
     let warm = Arc::new(AtomicBool::new(false));
@@ -183,6 +215,13 @@ async fn run(
         .await
         .expect("stop");
     let received = rx.map(|rx| rx.spans().iter().filter(|s| s.span.kind == SERVER).count());
+    let received_all = rx.map(|rx| rx.spans().len()).unwrap_or(0);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    assert!(
+        !stderr.contains("panicked"),
+        "{fault}: no thread panics:\n{stderr}"
+    );
     assert_eq!(warm_load.errors, 0, "{fault}: warm-up requests all succeed");
     let served = warm_load.ok + l.ok;
     if expect_all {
@@ -198,6 +237,8 @@ async fn run(
         rss_start,
         rss_end,
         received,
+        received_all,
+        reported_lost: reported_lost_spans(&stderr),
         served,
         stop_time,
     }
@@ -207,7 +248,7 @@ async fn run(
 /// its span delivered before the process exits.
 async fn sigterm_under_load(rx: &OtlpReceiver) -> (usize, usize) {
     let port = free_port();
-    let mut child = start_service(port, &rx.grpc_endpoint());
+    let (mut child, stderr_path) = start_service(port, &rx.grpc_endpoint());
     let stop = Arc::new(AtomicBool::new(false));
     let running = tokio::spawn(load(port, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -216,6 +257,7 @@ async fn sigterm_under_load(rx: &OtlpReceiver) -> (usize, usize) {
         .expect("stop");
     stop.store(true, Ordering::Relaxed);
     let l = running.await.expect("load");
+    let _ = std::fs::remove_file(&stderr_path);
     let received = rx.spans().iter().filter(|s| s.span.kind == SERVER).count();
     (l.ok, received)
 }
@@ -294,12 +336,20 @@ async fn telemetry_faults_never_reach_the_requests() {
 
     let base_p99 = rows[0].load.p(0.99).as_secs_f64().max(1e-6);
     println!();
-    println!("| fault | requests measured | errors | p50 | p99 | p99 / healthy | RSS start → end | spans made | spans received | spans dropped | exit after SIGTERM |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    // Spans per request, from the healthy run: what every run made.
+    let per_request = rows[0].received_all / rows[0].served.max(1);
+    assert_eq!(
+        rows[0].received_all,
+        per_request * rows[0].served,
+        "a whole number of spans per request"
+    );
+    println!("| fault | requests measured | errors | p50 | p99 | p99 / healthy | RSS start → end | server spans made | server spans received | spans lost (all kinds) | spans reported lost | exit after SIGTERM |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &rows {
         let received = r.received.unwrap_or(0);
+        let lost = (per_request * r.served).saturating_sub(r.received_all);
         println!(
-            "| {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} | {} → {} MiB | {} | {} | {} | {:.1} s |",
+            "| {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} | {} → {} MiB | {} | {} | {} | {} | {:.1} s |",
             r.fault,
             r.load.ok + r.load.errors,
             r.load.errors,
@@ -310,7 +360,8 @@ async fn telemetry_faults_never_reach_the_requests() {
             r.rss_end / 1024,
             r.served,
             received,
-            r.served.saturating_sub(received),
+            lost,
+            r.reported_lost,
             r.stop_time.as_secs_f64(),
         );
     }
@@ -322,6 +373,20 @@ async fn telemetry_faults_never_reach_the_requests() {
     );
 
     for r in &rows {
+        let lost = (per_request * r.served).saturating_sub(r.received_all) as f64;
+        assert!(
+            (r.reported_lost as f64 - lost).abs() <= lost * 0.1 + 2.0,
+            "{}: reported {} lost, {} did not arrive",
+            r.fault,
+            r.reported_lost,
+            lost
+        );
+        assert!(
+            r.stop_time < Duration::from_secs(6),
+            "{}: exit within 6 s of SIGTERM ({:?})",
+            r.fault,
+            r.stop_time
+        );
         assert_eq!(r.load.errors, 0, "{}: every request succeeds", r.fault);
         assert!(r.load.ok > 0, "{}: load ran", r.fault);
         assert!(
@@ -336,4 +401,101 @@ async fn telemetry_faults_never_reach_the_requests() {
         received, completed,
         "every completed request's span is delivered before exit"
     );
+}
+
+/// Requests with a 100 kB `User-Agent` (kept as `user_agent.original`),
+/// `n` of them at `concurrency`; returns how many failed.
+async fn flood(port: u16, n: usize, concurrency: usize) -> usize {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let agent = "A".repeat(100_000);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, agent, next) = (client.clone(), agent.clone(), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut failed = 0;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = client
+                    .get(format!("http://127.0.0.1:{port}/users/1"))
+                    .header("user-agent", agent.as_str())
+                    .send()
+                    .await;
+                if !r.is_ok_and(|r| r.status() == 200) {
+                    failed += 1;
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        failed += t.await.expect("flood worker");
+    }
+    failed
+}
+
+/// With the collector blackholed, 6,000 requests carrying 100 kB headers
+/// leave memory within 64 MiB of where it started: values are cut to the
+/// length limit and the queue is bounded in bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_huge_headers_keeps_memory_bounded() {
+    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole_addr = hole.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let port = free_port();
+    let (mut child, stderr_path) = start_service(port, &format!("http://{hole_addr}"));
+    let pid = child.id();
+    assert_eq!(flood(port, 200, 8).await, 0, "warm-up");
+    let before = rss_kib(pid);
+    assert_eq!(flood(port, 6_000, 16).await, 0, "every request succeeds");
+    let after = rss_kib(pid);
+    let took = tokio::task::spawn_blocking(move || sigterm_and_wait(&mut child))
+        .await
+        .expect("stop");
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    println!("huge-header flood: RSS {before} → {after} KiB, exit {took:?}");
+    assert!(
+        after <= before + 64 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    assert!(took < Duration::from_secs(6), "exit took {took:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A receiver with the usual 4 MiB limit gets every span while requests
+/// with 100 kB headers arrive among the ordinary ones: no batch is refused
+/// as too large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_headers_never_make_a_4_mib_receiver_refuse_a_batch() {
+    let rx = OtlpReceiver::start();
+    let port = free_port();
+    let (mut child, stderr_path) = start_service(port, &rx.grpc_endpoint());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ordinary = tokio::spawn(load(port, Arc::clone(&stop)));
+    let failed = flood(port, 1_500, 8).await;
+    stop.store(true, Ordering::Relaxed);
+    let l = ordinary.await.expect("load");
+    tokio::task::spawn_blocking(move || sigterm_and_wait(&mut child))
+        .await
+        .expect("stop");
+    let _ = std::fs::remove_file(&stderr_path);
+    assert_eq!(failed, 0);
+    assert_eq!(l.errors, 0);
+    let refused: Vec<_> = rx
+        .attempts()
+        .into_iter()
+        .filter(|a| a.status != 200)
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let received = rx.spans().iter().filter(|s| s.span.kind == SERVER).count();
+    assert_eq!(received, l.ok + 1_500, "every server span arrives");
 }
