@@ -23,9 +23,11 @@
 //!
 //! # What it installs
 //!
-//! - The global tracer provider (sampler from `OTEL_TRACES_SAMPLER`, batch
-//!   processor from `OTEL_BSP_*`), meter provider (periodic reader,
-//!   `OTEL_METRIC_EXPORT_INTERVAL`), and text-map propagator
+//! - The global tracer provider (sampler from `OTEL_TRACES_SAMPLER`, span
+//!   limits from `OTEL_SPAN_*_COUNT_LIMIT`, `OTEL_EVENT_*`, `OTEL_LINK_*` and
+//!   `OTEL_ATTRIBUTE_COUNT_LIMIT`, batching from `OTEL_BSP_*`), meter
+//!   provider (periodic reader, `OTEL_METRIC_EXPORT_INTERVAL` and
+//!   `OTEL_METRIC_EXPORT_TIMEOUT`), and text-map propagator
 //!   (`OTEL_PROPAGATORS`: `tracecontext` is otel-propagation's W3C Level 2
 //!   propagator, `baggage` its W3C Baggage one, `b3` / `b3multi` the B3
 //!   formats, `none` nothing). The tracer provider is installed wrapped in
@@ -40,18 +42,23 @@
 //!   resource detectors; `process.pid` (never the command line, which can
 //!   hold secrets); and what code adds (`service.version`, attributes).
 //! - Exporters per signal from `OTEL_TRACES_EXPORTER` /
-//!   `OTEL_METRICS_EXPORTER` (`otlp`, `console`, `none`, or a list). OTLP
-//!   honours every `OTEL_EXPORTER_OTLP_*` variable and its per-signal
-//!   override: endpoint, protocol (`grpc`, `http/protobuf`, `http/json`),
-//!   headers, timeout and compression. `console` prints each finished trace
-//!   as a waterfall.
+//!   `OTEL_METRICS_EXPORTER` / `OTEL_LOGS_EXPORTER` (`otlp`, `console`,
+//!   `none`, or a list). OTLP reads these `OTEL_EXPORTER_OTLP_*` settings,
+//!   each with its per-signal override: endpoint, protocol (`grpc`,
+//!   `http/protobuf`, `http/json`), headers, timeout, compression and (for
+//!   a gRPC endpoint written without a scheme) insecure. Certificates are
+//!   not read yet. `console` prints each finished trace as a waterfall.
 //! - `OTEL_SDK_DISABLED=true`: no providers at all (the API's no-ops stay);
 //!   propagation still works.
 //!
 //! A bad value is ignored, as the specification asks, with a warning that
-//! names the variable, the value and what is allowed; the warnings are
+//! names the variable, the value and what is allowed; each warning is
 //! printed once to standard error and kept in [`EffectiveConfig::warnings`].
-//! `install` fails only for what cannot work at all.
+//! An endpoint that cannot be used (not a URL, no scheme for HTTP, a scheme
+//! other than `http`/`https`) turns that signal's OTLP export off with one
+//! warning, and the service runs on. `install` fails only when no thread
+//! can be started for exports, or, with [`TelemetryBuilder::strict`], for
+//! any warning.
 //!
 //! # `tracing` (feature `tracing`)
 //!
@@ -69,11 +76,38 @@
 //! # Never hurting the application
 //!
 //! Exports run on a one-thread runtime owned by the guard, not on the
-//! application's threads, and spans wait in a bounded queue
-//! (`OTEL_BSP_MAX_QUEUE_SIZE`). When the collector is down or slow, spans are
-//! dropped and counted ([`Telemetry::dropped_spans`]), with a warning at most
-//! once a minute; requests are not slowed. It works whether or not it is
-//! called inside a tokio runtime.
+//! application's threads; it works whether or not `install` is called
+//! inside a tokio runtime. Between a finished span and the collector:
+//!
+//! - **Values are cut.** Every string attribute value of every exported
+//!   span (events and links included, whoever recorded it) is cut to
+//!   `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else
+//!   `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else 4096 characters. The
+//!   specification's default is no limit; ours keeps any real URL or user
+//!   agent whole while a 100 kB hostile header cannot make a span 100 kB.
+//! - **Queues are bounded in items and bytes.** Spans wait in a queue of
+//!   `OTEL_BSP_MAX_QUEUE_SIZE` spans and at most 32 MiB
+//!   ([`TelemetryBuilder::max_queue_bytes`]); log records in their own
+//!   (`OTEL_BLRP_*`). A full queue drops the newest item: ending a span
+//!   never waits.
+//! - **Batches fit the receiver.** Each export request is cut below 4 MiB
+//!   (the OpenTelemetry Collector's and gRPC's usual limit;
+//!   [`TelemetryBuilder::max_export_request_bytes`]); a span that alone is
+//!   larger is dropped, never its neighbours.
+//! - **Retries are the exporter's**, as the OTLP specification has them:
+//!   HTTP 429, 502, 503 and 504 and gRPC UNAVAILABLE are retried with
+//!   back-off (up to three times, honouring `Retry-After` when it fits the
+//!   timeout); 500 and other errors are not.
+//! - **Every loss is counted**, by signal and cause ([`DropCause`]): in code
+//!   ([`Telemetry::dropped`]), as the SDK self-metrics
+//!   (`otel.sdk.processor.span.processed`, `otel.sdk.exporter.span.exported`
+//!   and their `log` / `metric_data_point` forms, with `error.type`), and on
+//!   standard error: one line per signal and cause at most once a minute
+//!   with the running total, and a final line at shutdown.
+//! - **Exit is bounded.** [`Telemetry::shutdown`] (or dropping the guard)
+//!   flushes every signal in parallel and gives up at one deadline, 5 s by
+//!   default ([`TelemetryBuilder::shutdown_timeout`]); what is still queued
+//!   then is counted as [`DropCause::ShutdownTimeout`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -57,7 +57,7 @@ pub async fn step<R>(
 /// one (for container health checks, which have no curl).
 ///
 /// Variables: `HOST` (default 127.0.0.1), `PORT` (default `default_port`),
-/// and every `OTEL_*` variable; `OTEL_SERVICE_NAME` defaults to `name`.
+/// and the `OTEL_*` variables otel-setup reads; `OTEL_SERVICE_NAME` defaults to `name`.
 pub async fn run(name: &str, default_port: u16, app: impl FnOnce() -> Router) -> ExitCode {
     let port = match std::env::var("PORT") {
         Ok(p) if !p.trim().is_empty() => match p.trim().parse::<u16>() {
