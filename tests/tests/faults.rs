@@ -67,6 +67,10 @@ fn reported_lost_spans(stderr: &str) -> u64 {
 }
 
 fn start_service(port: u16, endpoint: &str) -> (Child, std::path::PathBuf) {
+    start_service_with(port, endpoint, "grpc")
+}
+
+fn start_service_with(port: u16, endpoint: &str, protocol: &str) -> (Child, std::path::PathBuf) {
     let (stderr, path) = stderr_file();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-user-service"));
     for (k, _) in std::env::vars() {
@@ -80,7 +84,7 @@ fn start_service(port: u16, endpoint: &str) -> (Child, std::path::PathBuf) {
             ("HOST", "127.0.0.1".into()),
             ("OTEL_SERVICE_NAME", "user-service".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.into()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
             ("RUST_LOG", "warn".into()),
@@ -403,6 +407,19 @@ async fn telemetry_faults_never_reach_the_requests() {
     );
 }
 
+/// A collector that accepts connections and never answers.
+fn blackhole() -> std::net::SocketAddr {
+    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = hole.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
 /// Requests with a 100 kB `User-Agent` (kept as `user_agent.original`),
 /// `n` of them at `concurrency`; returns how many failed.
 async fn flood(port: u16, n: usize, concurrency: usize) -> usize {
@@ -442,14 +459,7 @@ async fn flood(port: u16, n: usize, concurrency: usize) -> usize {
 /// length limit and the queue is bounded in bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_huge_headers_keeps_memory_bounded() {
-    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let hole_addr = hole.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in hole.incoming().flatten() {
-            held.push(s);
-        }
-    });
+    let hole_addr = blackhole();
     let port = free_port();
     let (mut child, stderr_path) = start_service(port, &format!("http://{hole_addr}"));
     let pid = child.id();
@@ -498,4 +508,35 @@ async fn huge_headers_never_make_a_4_mib_receiver_refuse_a_batch() {
     assert!(refused.is_empty(), "refused: {refused:?}");
     let received = rx.spans().iter().filter(|s| s.span.kind == SERVER).count();
     assert_eq!(received, l.ok + 1_500, "every server span arrives");
+}
+
+/// Over OTLP/HTTP, with a collector that accepts and never answers, the SDK's
+/// metric reader and the log queue are mid-export at SIGTERM: the service
+/// still exits within 6 s, and no thread panics as the export runtime goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_stuck_http_collector_exits_in_time_without_a_panic() {
+    let hole_addr = blackhole();
+    for _ in 0..3 {
+        let port = free_port();
+        let (mut child, stderr_path) =
+            start_service_with(port, &format!("http://{hole_addr}"), "http/protobuf");
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = tokio::spawn(load(port, Arc::clone(&stop)));
+        // Past the first metric export (every second here), so one is stuck.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let l = running.await.expect("load");
+        let took = tokio::task::spawn_blocking(move || sigterm_and_wait(&mut child))
+            .await
+            .expect("stop");
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&stderr_path);
+        assert_eq!(l.errors, 0);
+        assert!(took < Duration::from_secs(6), "exit took {took:?}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains("telemetry lost during this run"),
+            "the loss is reported at exit: {stderr}"
+        );
+    }
 }

@@ -131,7 +131,7 @@ pub use pipeline::{DropCause, Dropped, Signal};
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::{global, KeyValue};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanLimits};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanLimits};
 use opentelemetry_sdk::Resource;
 use pipeline::batch::{BatchSettings, Batcher};
 use pipeline::losses::Losses;
@@ -468,22 +468,19 @@ impl TelemetryBuilder {
                 max_attributes_per_link: l.link_attribute_count,
             });
         let mut span_batchers = Vec::new();
-        let value_limit = Some(cfg.limits.attribute_value_length);
+        let spans = pipeline::spans::SpanPipelines {
+            settings: span_settings,
+            value_length_limit: Some(cfg.limits.attribute_value_length),
+            losses: Arc::clone(&losses),
+            cancel: Arc::clone(&cancel),
+            rt: rt.clone(),
+            resource: resource.clone(),
+        };
         let kinds = cfg.traces_exporters.clone();
         for kind in kinds {
             let pipeline = match kind {
                 ExporterKind::Otlp => match exporters::span_exporter(&cfg.traces_otlp, rt) {
-                    Ok(mut exporter) => {
-                        exporter.set_resource(&resource);
-                        pipeline::spans::SpanPipeline::new(
-                            exporter,
-                            span_settings.clone(),
-                            value_limit,
-                            Arc::clone(&losses),
-                            Arc::clone(&cancel),
-                            rt,
-                        )
-                    }
+                    Ok(exporter) => spans.build(exporter),
                     Err(e) => {
                         if strict {
                             return Err(Error::Exporter(e));
@@ -492,18 +489,7 @@ impl TelemetryBuilder {
                         continue;
                     }
                 },
-                ExporterKind::Console => {
-                    let mut exporter = waterfall::WaterfallExporter::stdout();
-                    exporter.set_resource(&resource);
-                    pipeline::spans::SpanPipeline::new(
-                        exporter,
-                        span_settings.clone(),
-                        value_limit,
-                        Arc::clone(&losses),
-                        Arc::clone(&cancel),
-                        rt,
-                    )
-                }
+                ExporterKind::Console => spans.build(waterfall::WaterfallExporter::stdout()),
             };
             span_batchers.push(pipeline.batcher());
             tracer = tracer.with_span_processor(pipeline);

@@ -11,6 +11,31 @@ use opentelemetry_sdk::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What every span pipeline of one installation shares.
+pub(crate) struct SpanPipelines {
+    pub(crate) settings: BatchSettings,
+    pub(crate) value_length_limit: Option<usize>,
+    pub(crate) losses: Arc<Losses>,
+    pub(crate) cancel: Arc<Cancel>,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) resource: Resource,
+}
+
+impl SpanPipelines {
+    /// A pipeline in front of `exporter`, which is given the resource.
+    pub(crate) fn build<E: SpanExporter + 'static>(&self, mut exporter: E) -> SpanPipeline {
+        exporter.set_resource(&self.resource);
+        SpanPipeline::new(
+            exporter,
+            self.settings.clone(),
+            self.value_length_limit,
+            Arc::clone(&self.losses),
+            Arc::clone(&self.cancel),
+            &self.rt,
+        )
+    }
+}
+
 /// Cuts attribute values to the limit, then batches spans for `exporter`.
 #[derive(Debug)]
 pub(crate) struct SpanPipeline {
