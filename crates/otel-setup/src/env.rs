@@ -1033,4 +1033,127 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn c1_a_small_queue_alone_warns_about_nothing() {
+        let c = cfg(&[("OTEL_BSP_MAX_QUEUE_SIZE", "1")]);
+        assert_eq!(c.batch.max_queue_size, 1);
+        assert_eq!(c.batch.max_export_batch_size, 1, "the default follows");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn c_log_record_queue_has_its_own_variables_and_defaults() {
+        let c = cfg(&[]);
+        assert_eq!(c.logs_batch.schedule_delay, Duration::from_millis(1000));
+        assert_eq!(c.logs_batch.max_queue_size, 2048);
+        let c = cfg(&[
+            ("OTEL_BLRP_SCHEDULE_DELAY", "250"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "64"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "100"),
+            ("OTEL_BLRP_EXPORT_TIMEOUT", "0"),
+        ]);
+        assert_eq!(c.logs_batch.schedule_delay, Duration::from_millis(250));
+        assert_eq!(c.logs_batch.max_queue_size, 64);
+        assert_eq!(c.logs_batch.max_export_batch_size, 64);
+        assert_eq!(c.logs_batch.export_timeout, Duration::ZERO, "0: no limit");
+        assert!(warned(&c, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"));
+        assert_eq!(c.batch.max_queue_size, 2048, "spans unaffected");
+    }
+
+    #[test]
+    fn d_limits_precedence_and_bad_values() {
+        let c = cfg(&[]);
+        assert_eq!(c.limits.attribute_value_length, 4096);
+        assert_eq!(c.limits.span_attribute_count, 128);
+        let c = cfg(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "20"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "3"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "0"),
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "7"),
+        ]);
+        assert_eq!(c.limits.span_attribute_count, 20, "model-specific wins");
+        assert_eq!(c.limits.event_attribute_count, 10, "then the general one");
+        assert_eq!(c.limits.link_attribute_count, 10);
+        assert_eq!(c.limits.span_event_count, 3);
+        assert_eq!(c.limits.span_link_count, 0, "0 is allowed");
+        assert_eq!(c.limits.attribute_value_length, 7);
+        for bad in ["-1", "ten", "4294967296"] {
+            let c = cfg(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", bad)]);
+            assert_eq!(c.limits.attribute_value_length, 4096, "{bad}");
+            assert!(warned(&c, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn f_metric_export_timeout_zero_is_no_limit() {
+        assert_eq!(
+            cfg(&[("OTEL_METRIC_EXPORT_TIMEOUT", "0")]).metric_export_timeout,
+            Duration::ZERO
+        );
+        assert_eq!(
+            cfg(&[("OTEL_METRIC_EXPORT_TIMEOUT", "1500")]).metric_export_timeout,
+            Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn g2_schemeless_grpc_endpoint_is_tls_unless_insecure() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ]);
+        assert_eq!(c.traces_otlp.endpoint, "https://collector:4317");
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ]);
+        assert_eq!(c.traces_otlp.endpoint, "http://collector:4317");
+        // A scheme wins over INSECURE.
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ]);
+        assert_eq!(c.traces_otlp.endpoint, "https://collector:4317");
+    }
+
+    #[test]
+    fn a_shared_bad_variable_warns_once_for_every_signal() {
+        let mut c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        ]);
+        finish(&mut c);
+        for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT"] {
+            let n = c.warnings.iter().filter(|w| w.variable == var).count();
+            assert_eq!(n, 1, "{var}: {:?}", c.warnings);
+        }
+        let w = c
+            .warnings
+            .iter()
+            .find(|w| w.variable == "OTEL_EXPORTER_OTLP_ENDPOINT")
+            .expect("endpoint warning");
+        assert_eq!(w.value, "not a url", "the value as the user wrote it");
+        assert!(w.message.contains("traces, metrics, logs"), "{}", w.message);
+        assert!(c.traces_exporters.is_empty() && c.metrics_exporters.is_empty());
+    }
+
+    #[test]
+    fn endpoint_problems_table() {
+        for (url, ok) in [
+            ("http://localhost:4318/v1/traces", true),
+            ("https://collector.example.com/v1/metrics/", true),
+            ("http://[::1]:4317", true),
+            ("not a url", false),
+            ("127.0.0.1:4318", false),
+            ("ftp://collector:21", false),
+            ("unix:///tmp/otlp.sock", false),
+            ("http://", false),
+        ] {
+            assert_eq!(endpoint_problem(url).is_none(), ok, "{url}");
+        }
+    }
 }

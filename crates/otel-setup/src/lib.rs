@@ -88,8 +88,8 @@
 //! - **Queues are bounded in items and bytes.** Spans wait in a queue of
 //!   `OTEL_BSP_MAX_QUEUE_SIZE` spans and at most 32 MiB
 //!   ([`TelemetryBuilder::max_queue_bytes`]); log records in their own
-//!   (`OTEL_BLRP_*`). A full queue drops the newest item: ending a span
-//!   never waits.
+//!   (`OTEL_BLRP_*`). A full queue drops the item being offered instead of
+//!   waiting for room.
 //! - **Batches fit the receiver.** Each export request is cut below 4 MiB
 //!   (the OpenTelemetry Collector's and gRPC's usual limit;
 //!   [`TelemetryBuilder::max_export_request_bytes`]); a span that alone is
@@ -441,15 +441,7 @@ impl TelemetryBuilder {
             // The resource and the scopes' framing travel once per request.
             max_request_bytes: cfg
                 .max_export_request_bytes
-                .saturating_sub(
-                    pipeline::limits::attributes_bytes(
-                        resource
-                            .iter()
-                            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                            .collect::<Vec<_>>()
-                            .iter(),
-                    ) + 16 * 1024,
-                )
+                .saturating_sub(pipeline::limits::resource_bytes(&resource) + 16 * 1024)
                 .max(1),
         };
         let span_settings = settings(&cfg.batch);
@@ -879,16 +871,10 @@ impl Telemetry {
             pending -= 1;
         }
         // The deadline: whatever still runs gives up, and what is queued is
-        // counted as lost.
+        // counted as lost. The providers' shutdown waits (briefly) for our
+        // queues to finish counting, and shuts down any other processor.
         self.cancel.fire();
         let short = Duration::from_millis(200);
-        for b in &self.span_batchers {
-            let _ = b.shutdown(short);
-        }
-        #[cfg(feature = "tracing")]
-        for b in &self.log_batchers {
-            let _ = b.shutdown(short);
-        }
         if let Some(t) = self.tracer_provider.take() {
             let _ = t.shutdown_with_timeout(short);
         }
@@ -896,8 +882,10 @@ impl Telemetry {
         if let Some(l) = self.logger_provider.take() {
             let _ = l.shutdown_with_timeout(short);
         }
+        let idle = self.cancel.wait_idle(short);
+        // After the cancelled metric export has counted its loss.
         self.losses.final_report();
-        if self.cancel.wait_idle(short) {
+        if idle {
             drop(runtime);
         } else {
             // A metric export still runs on the runtime from the SDK's

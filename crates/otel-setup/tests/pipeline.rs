@@ -275,6 +275,19 @@ fn batches_stay_under_the_receiver_limit_and_only_the_oversized_span_is_dropped(
     }
 }
 
+fn string_attr(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+    {
+        Some(Value::StringValue(s)) => s.clone(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
 #[test]
 fn values_are_cut_to_the_length_limit() {
     let cases: &[(&[(&str, &str)], usize)] = &[
@@ -302,6 +315,16 @@ fn values_are_cut_to_the_length_limit() {
             "exception",
             vec![KeyValue::new("exception.message", "m".repeat(100_000))],
         );
+        span.add_link(
+            opentelemetry::trace::SpanContext::new(
+                opentelemetry::trace::TraceId::from(7u128),
+                opentelemetry::trace::SpanId::from(9u64),
+                opentelemetry::trace::TraceFlags::SAMPLED,
+                true,
+                Default::default(),
+            ),
+            vec![KeyValue::new("link.note", "l".repeat(100_000))],
+        );
         span.end();
         t.shutdown();
         let got = rx.wait_for_spans(1, WAIT);
@@ -313,18 +336,10 @@ fn values_are_cut_to_the_length_limit() {
             Some("123456789"),
             "numbers are never cut"
         );
-        let ev = &s.span.events[0];
-        let msg = ev
-            .attributes
-            .iter()
-            .find(|kv| kv.key == "exception.message")
-            .and_then(|kv| kv.value.as_ref())
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_default();
-        assert!(
-            msg.matches('m').count() <= *want + 16,
-            "event attributes are cut too"
-        );
+        let msg = string_attr(&s.span.events[0].attributes, "exception.message");
+        assert_eq!(msg.chars().count(), *want, "event attributes are cut too");
+        let note = string_attr(&s.span.links[0].attributes, "link.note");
+        assert_eq!(note.chars().count(), *want, "link attributes are cut too");
     }
 }
 

@@ -29,6 +29,16 @@ pub(crate) struct BatchSettings {
     pub(crate) max_request_bytes: usize,
 }
 
+impl BatchSettings {
+    /// How long a force flush waits: one export's timeout (30 s without
+    /// one), and at least a second.
+    pub(crate) fn flush_timeout(&self) -> Duration {
+        self.export_timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(1))
+    }
+}
+
 pub(crate) type ExportFuture = Pin<Box<dyn Future<Output = OTelSdkResult> + Send>>;
 pub(crate) type ExportFn<T> = Box<dyn Fn(Vec<T>) -> ExportFuture + Send + Sync>;
 

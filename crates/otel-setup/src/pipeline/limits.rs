@@ -91,6 +91,14 @@ pub(crate) fn attributes_bytes<'a>(attrs: impl IntoIterator<Item = &'a KeyValue>
         .sum()
 }
 
+/// An upper bound of what the resource takes in one request.
+pub(crate) fn resource_bytes(resource: &opentelemetry_sdk::Resource) -> usize {
+    resource
+        .iter()
+        .map(|(k, v)| PER_ATTRIBUTE + k.as_str().len() * 2 + value_bytes(v))
+        .sum()
+}
+
 /// An upper bound of what `span` takes in an OTLP request, protobuf or JSON.
 pub(crate) fn span_bytes(span: &SpanData) -> usize {
     let mut n = PER_RECORD

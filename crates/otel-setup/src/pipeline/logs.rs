@@ -61,10 +61,7 @@ impl LogPipeline {
                 exporter.export(LogBatch::new(&refs)).await
             })
         });
-        let flush_timeout = settings
-            .export_timeout
-            .unwrap_or(Duration::from_secs(30))
-            .max(Duration::from_secs(1));
+        let flush_timeout = settings.flush_timeout();
         LogPipeline {
             batcher: Batcher::start(Signal::Logs, settings, export, losses, cancel, rt),
             flush_timeout,

@@ -23,13 +23,17 @@ const COMPONENT_TYPE: &str = "otel.component.type";
 const COMPONENT_NAME: &str = "otel.component.name";
 const ERROR_TYPE: &str = "error.type";
 
-fn exporter_type(signal: &str, protocol: Protocol) -> String {
+/// The exporter's `otel.component.type` and `otel.component.name`
+/// (`otlp_grpc_span_exporter`, `otlp_grpc_span_exporter/0`).
+fn exporter_component(signal: &str, protocol: Protocol) -> (String, String) {
     let transport = match protocol {
         Protocol::Grpc => "grpc",
         Protocol::HttpProtobuf => "http",
         Protocol::HttpJson => "http_json",
     };
-    format!("otlp_{transport}_{signal}_exporter")
+    let t = format!("otlp_{transport}_{signal}_exporter");
+    let name = format!("{t}/0");
+    (t, name)
 }
 
 /// One `processed` counter and one `exported` counter for a signal.
@@ -159,10 +163,7 @@ pub(crate) fn register(
             "batching_span_processor".to_owned(),
             "batching_span_processor/0".to_owned(),
         )),
-        {
-            let t = exporter_type("span", cfg.traces_otlp.protocol);
-            (t.clone(), format!("{t}/0"))
-        },
+        exporter_component("span", cfg.traces_otlp.protocol),
         &mut counters_out,
     );
     queue(
@@ -186,10 +187,7 @@ pub(crate) fn register(
             "{data_point}",
         ),
         None,
-        {
-            let t = exporter_type("metric", cfg.metrics_otlp.protocol);
-            (t.clone(), format!("{t}/0"))
-        },
+        exporter_component("metric", cfg.metrics_otlp.protocol),
         &mut counters_out,
     );
     #[cfg(feature = "tracing")]
@@ -207,10 +205,7 @@ pub(crate) fn register(
                 "batching_log_processor".to_owned(),
                 "batching_log_processor/0".to_owned(),
             )),
-            {
-                let t = exporter_type("log", cfg.logs_otlp.protocol);
-                (t.clone(), format!("{t}/0"))
-            },
+            exporter_component("log", cfg.logs_otlp.protocol),
             &mut counters_out,
         );
         queue(

@@ -59,10 +59,7 @@ impl SpanPipeline {
             let exporter = Arc::clone(&exporter);
             Box::pin(async move { exporter.export(batch).await })
         });
-        let flush_timeout = settings
-            .export_timeout
-            .unwrap_or(Duration::from_secs(30))
-            .max(Duration::from_secs(1));
+        let flush_timeout = settings.flush_timeout();
         SpanPipeline {
             batcher: Batcher::start(Signal::Traces, settings, export, losses, cancel, rt),
             value_length_limit,
