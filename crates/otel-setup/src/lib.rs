@@ -46,8 +46,11 @@
 //!   `none`, or a list). OTLP reads these `OTEL_EXPORTER_OTLP_*` settings,
 //!   each with its per-signal override: endpoint, protocol (`grpc`,
 //!   `http/protobuf`, `http/json`), headers, timeout, compression and (for
-//!   a gRPC endpoint written without a scheme) insecure. Certificates are
-//!   not read yet. `console` prints each finished trace as a waterfall.
+//!   a gRPC endpoint written without a scheme) insecure. TLS is not built
+//!   in yet: the certificate variables are not read, an `https` gRPC
+//!   endpoint turns that export off with a warning, and an `https` HTTP
+//!   endpoint works only where reqwest's TLS is enabled elsewhere in the
+//!   build. `console` prints each finished trace as a waterfall.
 //! - `OTEL_SDK_DISABLED=true`: no providers at all (the API's no-ops stay);
 //!   propagation still works.
 //!
@@ -114,7 +117,6 @@
 mod env;
 mod exporters;
 mod pipeline;
-mod tls;
 #[cfg(feature = "tracing")]
 mod tracing_bridge;
 pub mod waterfall;

@@ -330,3 +330,29 @@ fn strict_mode_turns_a_warning_into_an_error() {
         "{text}"
     );
 }
+
+/// TLS is not built in yet: an `https` gRPC endpoint cannot be built, which
+/// is a warning and that export off, inside a runtime, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_grpc_endpoint_without_tls_is_a_warning_not_a_panic() {
+    let t = Telemetry::builder()
+        .local()
+        .quiet()
+        .env_map([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example:4317",
+            ),
+        ])
+        .install()
+        .expect("install succeeds");
+    let w = &t.effective_config().warnings;
+    assert!(
+        w.iter().any(|w| w.variable == "OTEL_TRACES_EXPORTER"
+            && w.to_string().contains("could not be built")),
+        "{w:?}"
+    );
+    record(&t, 1);
+    drop(t);
+}
