@@ -41,14 +41,12 @@ fn every_log_record_is_exported_or_counted() {
         "received {received}, counted {d}"
     );
     assert_eq!(d.exported(Signal::Logs), received);
-    let points = rx.last_sum("otel.sdk.processor.log.processed");
-    let queue_full = points
-        .iter()
-        .find(|(attrs, _)| {
-            attrs
-                .iter()
-                .any(|(k, v)| k == "error.type" && v == "queue_full")
-        })
-        .map(|(_, v)| *v as u64);
+    let queue_full = rx
+        .last_sum_with(
+            "otel.sdk.processor.log.processed",
+            "error.type",
+            "queue_full",
+        )
+        .map(|v| v as u64);
     assert_eq!(queue_full, Some(d.get(Signal::Logs, DropCause::QueueFull)));
 }

@@ -573,6 +573,15 @@ impl OtlpReceiver {
         out
     }
 
+    /// The value of the point of [`last_sum`](Self::last_sum)`(name)` that
+    /// has attribute `key` = `value`.
+    pub fn last_sum_with(&self, name: &str, key: &str, value: &str) -> Option<i64> {
+        self.last_sum(name)
+            .into_iter()
+            .find(|(attrs, _)| attrs.iter().any(|(k, v)| k == key && v == value))
+            .map(|(_, v)| v)
+    }
+
     /// Every log record received so far.
     pub fn logs(&self) -> Vec<ReceivedLog> {
         let Ok(logs) = self.store.logs.lock() else {
