@@ -68,6 +68,68 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Compression.
     pub compression: Compression,
+    /// The TLS files (`OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`,
+    /// `_CLIENT_KEY`, each with its per-signal override).
+    pub tls: TlsFiles,
+}
+
+/// A file named by a variable: where it came from, and its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSetting {
+    /// The variable that named it (or `set in code`).
+    pub variable: String,
+    /// The path, as given.
+    pub path: String,
+}
+
+/// The PEM files OTLP's TLS uses for one signal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificates trusted for the collector's certificate, in place
+    /// of the system's and webpki's roots (`*_CERTIFICATE`).
+    pub certificate: Option<FileSetting>,
+    /// The client's certificate chain, for mTLS (`*_CLIENT_CERTIFICATE`).
+    pub client_certificate: Option<FileSetting>,
+    /// The client's private key, for mTLS (`*_CLIENT_KEY`).
+    pub client_key: Option<FileSetting>,
+}
+
+/// Which temporality OTLP metrics are exported with
+/// (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemporalityPreference {
+    /// Every instrument cumulative (the default).
+    Cumulative,
+    /// Counters, asynchronous counters and histograms as deltas; up-down
+    /// counters cumulative.
+    Delta,
+    /// Synchronous counters and histograms as deltas; the rest cumulative.
+    LowMemory,
+}
+
+/// The default aggregation of histograms
+/// (`OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistogramAggregation {
+    /// Explicit buckets (the default; an instrument's own boundaries).
+    ExplicitBucket,
+    /// Base-2 exponential buckets (160 buckets, scale up to 20).
+    Base2Exponential,
+}
+
+/// How much otel-setup itself prints to standard error (`OTEL_LOG_LEVEL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing.
+    None,
+    /// Losses and export failures.
+    Error,
+    /// Also settings that were ignored.
+    Warn,
+    /// The default: the same as `Warn` today.
+    Info,
+    /// Also what was installed, signal by signal.
+    Debug,
 }
 
 /// An exporter a signal is sent to.
@@ -77,6 +139,8 @@ pub enum ExporterKind {
     Otlp,
     /// The terminal: a waterfall for traces, a dump for metrics.
     Console,
+    /// Metrics only: served for scraping in the Prometheus text format.
+    Prometheus,
 }
 
 /// The sampler, as configured.
@@ -179,6 +243,18 @@ pub struct EffectiveConfig {
     /// `OTEL_METRIC_EXPORT_TIMEOUT`: one metric export at most, retries
     /// included. Zero means no limit.
     pub metric_export_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub metrics_temporality: TemporalityPreference,
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+    pub histogram_aggregation: HistogramAggregation,
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` and `_PORT` (`localhost:9464`): where
+    /// `OTEL_METRICS_EXPORTER=prometheus` serves `/metrics`. Port 0 takes
+    /// a free port ([`Telemetry::prometheus_address`](crate::Telemetry::prometheus_address)).
+    pub prometheus_host: String,
+    /// See [`prometheus_host`](Self::prometheus_host).
+    pub prometheus_port: u16,
+    /// `OTEL_LOG_LEVEL`: what otel-setup itself prints.
+    pub log_level: LogLevel,
     /// How long shutdown waits for every signal's last export, all signals
     /// together (5 s unless set in code).
     pub shutdown_timeout: Duration,
@@ -285,6 +361,38 @@ impl<'a> Reader<'a> {
                     default
                 }
             },
+        }
+    }
+
+    /// One case-insensitive enum value; an unknown one warns (showing what
+    /// the user wrote) and gives `None`, as unset.
+    fn choice<T: Copy>(&mut self, name: &str, allowed: &[(&str, T)]) -> Option<T> {
+        let v = self.get(name)?;
+        if let Some((_, t)) = allowed.iter().find(|(n, _)| n.eq_ignore_ascii_case(&v)) {
+            return Some(*t);
+        }
+        let mut names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+        names.dedup();
+        self.warn(
+            name,
+            &v,
+            format!("allowed: {}; using the default", names.join(", ")),
+        );
+        None
+    }
+
+    /// A TCP port, 0 to 65535 (0: any free port).
+    fn port(&mut self, name: &str, default: u16) -> u16 {
+        match self.get(name) {
+            None => default,
+            Some(v) => v.parse::<u16>().unwrap_or_else(|_| {
+                self.warn(
+                    name,
+                    &v,
+                    format!("allowed: a port from 0 to 65535; using {default}"),
+                );
+                default
+            }),
         }
     }
 
@@ -415,6 +523,14 @@ fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
             }
         },
     };
+    let file = |r: &Reader<'_>, setting: &str| {
+        pick(r, setting).map(|(variable, path)| FileSetting { variable, path })
+    };
+    let tls = TlsFiles {
+        certificate: file(r, "CERTIFICATE"),
+        client_certificate: file(r, "CLIENT_CERTIFICATE"),
+        client_key: file(r, "CLIENT_KEY"),
+    };
     OtlpConfig {
         endpoint,
         endpoint_source,
@@ -422,6 +538,7 @@ fn otlp(r: &mut Reader<'_>, (signal, path): (&str, &str)) -> OtlpConfig {
         headers,
         timeout,
         compression,
+        tls,
     }
 }
 
@@ -449,6 +566,11 @@ pub(crate) fn endpoint_problem(url: &str) -> Option<String> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Some("no host".to_owned());
+    }
+    if cfg!(not(feature = "tls")) && uri.scheme_str() == Some("https") {
+        return Some(
+            "https needs TLS, which is not built in (otel-setup's `tls` feature is off)".to_owned(),
+        );
     }
     None
 }
@@ -550,6 +672,40 @@ fn service_name(r: &mut Reader<'_>, resource: &[(String, String)]) -> String {
     }
 }
 
+/// `OTEL_METRICS_EXEMPLAR_FILTER`: read, and said plainly that the SDK
+/// records no exemplars, whatever the filter.
+fn exemplar_filter(r: &mut Reader<'_>) {
+    const NAME: &str = "OTEL_METRICS_EXEMPLAR_FILTER";
+    let allowed = [
+        ("always_off", false),
+        ("always_on", true),
+        ("trace_based", true),
+    ];
+    if let Some(true) = r.choice(NAME, &allowed) {
+        let v = r.get(NAME).unwrap_or_default();
+        r.warn(
+            NAME,
+            &v,
+            "the OpenTelemetry Rust SDK records no exemplars yet; metrics are exported without them",
+        );
+    }
+}
+
+/// `OTEL_CONFIG_FILE` (and its old name): the declarative file is not read
+/// yet, so the other variables still are, and the user is told so.
+fn config_file(r: &mut Reader<'_>) {
+    for name in ["OTEL_CONFIG_FILE", "OTEL_EXPERIMENTAL_CONFIG_FILE"] {
+        if let Some(v) = r.get(name) {
+            r.warn(
+                name,
+                &v,
+                "declarative configuration files are not supported yet; the file is not read, \
+                 and the other OTEL_* variables are applied as usual",
+            );
+        }
+    }
+}
+
 /// Shutdown waits this long for all signals together by default: under the
 /// 10 s a container runtime gives a process between SIGTERM and SIGKILL.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -617,13 +773,18 @@ fn limits(r: &mut Reader<'_>) -> Limits {
 pub(crate) fn finish(cfg: &mut EffectiveConfig) {
     let mut off: Vec<(String, String, String, &str)> = Vec::new();
     for (signal, otlp, exporters) in [
-        ("traces", &cfg.traces_otlp, &mut cfg.traces_exporters),
-        ("metrics", &cfg.metrics_otlp, &mut cfg.metrics_exporters),
-        ("logs", &cfg.logs_otlp, &mut cfg.logs_exporters),
+        ("traces", &mut cfg.traces_otlp, &mut cfg.traces_exporters),
+        ("metrics", &mut cfg.metrics_otlp, &mut cfg.metrics_exporters),
+        ("logs", &mut cfg.logs_otlp, &mut cfg.logs_exporters),
     ] {
+        // Prometheus serves metrics only.
+        if signal != "metrics" && exporters.contains(&ExporterKind::Prometheus) {
+            exporters.retain(|k| *k != ExporterKind::Prometheus);
+        }
         if !exporters.contains(&ExporterKind::Otlp) {
             continue;
         }
+        crate::tls::check(&mut otlp.tls, &mut cfg.warnings);
         if let Some(problem) = endpoint_problem(&otlp.endpoint) {
             let (variable, value) = otlp
                 .endpoint_source
@@ -683,8 +844,14 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
     let traces_exporters = r
         .list("OTEL_TRACES_EXPORTER", &exporters)
         .unwrap_or_else(|| vec![ExporterKind::Otlp]);
+    let metric_exporters: [(&str, Option<ExporterKind>); 4] = [
+        ("otlp", Some(ExporterKind::Otlp)),
+        ("prometheus", Some(ExporterKind::Prometheus)),
+        ("console", Some(ExporterKind::Console)),
+        ("none", None),
+    ];
     let metrics_exporters = r
-        .list("OTEL_METRICS_EXPORTER", &exporters)
+        .list("OTEL_METRICS_EXPORTER", &metric_exporters)
         .unwrap_or_else(|| vec![ExporterKind::Otlp]);
     let logs_exporters = r
         .list("OTEL_LOGS_EXPORTER", &exporters)
@@ -702,6 +869,54 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
         r.millis("OTEL_METRIC_EXPORT_INTERVAL", Duration::from_millis(60000));
     let metric_export_timeout =
         r.millis("OTEL_METRIC_EXPORT_TIMEOUT", Duration::from_millis(30000));
+    let metrics_temporality = r
+        .choice(
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            &[
+                ("cumulative", TemporalityPreference::Cumulative),
+                ("delta", TemporalityPreference::Delta),
+                ("lowmemory", TemporalityPreference::LowMemory),
+            ],
+        )
+        .unwrap_or(TemporalityPreference::Cumulative);
+    let histogram_aggregation = r
+        .choice(
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+            &[
+                (
+                    "explicit_bucket_histogram",
+                    HistogramAggregation::ExplicitBucket,
+                ),
+                (
+                    "base2_exponential_bucket_histogram",
+                    HistogramAggregation::Base2Exponential,
+                ),
+            ],
+        )
+        .unwrap_or(HistogramAggregation::ExplicitBucket);
+    exemplar_filter(&mut r);
+    let prometheus_host = r
+        .get("OTEL_EXPORTER_PROMETHEUS_HOST")
+        .unwrap_or_else(|| "localhost".to_owned());
+    let prometheus_port = r.port("OTEL_EXPORTER_PROMETHEUS_PORT", 9464);
+    let log_level = r
+        .choice(
+            "OTEL_LOG_LEVEL",
+            &[
+                ("none", LogLevel::None),
+                ("off", LogLevel::None),
+                ("error", LogLevel::Error),
+                ("warn", LogLevel::Warn),
+                ("warning", LogLevel::Warn),
+                ("info", LogLevel::Info),
+                ("debug", LogLevel::Debug),
+                ("trace", LogLevel::Debug),
+                ("verbose", LogLevel::Debug),
+                ("all", LogLevel::Debug),
+            ],
+        )
+        .unwrap_or(LogLevel::Info);
+    config_file(&mut r);
     EffectiveConfig {
         disabled,
         service_name,
@@ -720,6 +935,11 @@ pub(crate) fn read(lookup: Lookup<'_>) -> EffectiveConfig {
         limits,
         metric_export_interval,
         metric_export_timeout,
+        metrics_temporality,
+        histogram_aggregation,
+        prometheus_host,
+        prometheus_port,
+        log_level,
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         max_export_request_bytes: DEFAULT_MAX_EXPORT_REQUEST_BYTES,
         max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,

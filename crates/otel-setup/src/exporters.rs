@@ -1,9 +1,16 @@
 //! OTLP exporters, built inside otel-setup's own runtime (gRPC channels
 //! spawn their connection task there), so that exporting works whether or
 //! not the application uses tokio, and never on the application's threads.
+//!
+//! The transport is built here, not by opentelemetry-otlp: the gRPC channel
+//! and the HTTP client carry otel-setup's TLS settings, and nothing of the
+//! endpoint or TLS is read from the environment behind `env_map`'s back.
 
-use crate::env::{Compression, OtlpConfig, Protocol};
+use crate::diag::Diag;
+use crate::env::{Compression, OtlpConfig, Protocol, TemporalityPreference};
+use crate::pipeline::Signal;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use std::sync::Arc;
 use tokio::runtime::Handle;
 
 fn build_error(signal: &str, e: impl std::fmt::Display) -> String {
@@ -30,61 +37,165 @@ fn metadata(headers: &[(String, String)]) -> tonic::metadata::MetadataMap {
     map
 }
 
-/// Applies endpoint, timeout, headers and compression to a gRPC builder.
-fn tonic<B: WithExportConfig + WithTonicConfig>(b: B, cfg: &OtlpConfig) -> B {
+/// The gRPC channel: TLS for `https`, connected lazily (so a collector that
+/// is down at start-up is only an export failure, later).
+fn channel(cfg: &OtlpConfig) -> Result<tonic::transport::Channel, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(cfg.endpoint.clone())
+        .map_err(|e| format!("invalid endpoint {:?}: {e}", cfg.endpoint))?
+        .timeout(cfg.timeout);
+    #[cfg(feature = "tls")]
+    let endpoint = if endpoint.uri().scheme_str() == Some("https") {
+        endpoint
+            .tls_config(crate::tls::tonic_config(&cfg.tls)?)
+            .map_err(|e| format!("TLS could not be set up: {}", crate::diag::chain(&e)))?
+    } else {
+        endpoint
+    };
+    Ok(endpoint.connect_lazy())
+}
+
+/// Applies the channel, headers and compression to a gRPC builder.
+fn tonic<B: WithExportConfig + WithTonicConfig>(b: B, cfg: &OtlpConfig) -> Result<B, String> {
     let b = b
-        .with_endpoint(&cfg.endpoint)
+        .with_channel(channel(cfg)?)
         .with_timeout(cfg.timeout)
         .with_metadata(metadata(&cfg.headers));
-    match otlp_compression(cfg.compression) {
+    Ok(match otlp_compression(cfg.compression) {
         Some(c) => b.with_compression(c),
         None => b,
-    }
+    })
+}
+
+/// The HTTP client of one signal's exporter: rustls with the signal's trust
+/// and identity, and failures described on standard error.
+fn http_client(cfg: &OtlpConfig, signal: Signal, diag: &Arc<Diag>) -> Result<HttpClient, String> {
+    let builder = reqwest::Client::builder().timeout(cfg.timeout);
+    #[cfg(feature = "tls")]
+    let builder = builder.tls_backend_preconfigured(crate::tls::http_client_config(&cfg.tls)?);
+    let client = builder.build().map_err(|e| {
+        format!(
+            "the HTTP client could not be built: {}",
+            crate::diag::chain(&e)
+        )
+    })?;
+    Ok(HttpClient {
+        client,
+        signal,
+        target: crate::diag::target(&cfg.endpoint),
+        diag: Arc::clone(diag),
+    })
 }
 
 /// The same for an HTTP builder, with the encoding.
-fn http<B: WithExportConfig + WithHttpConfig>(b: B, cfg: &OtlpConfig) -> B {
+fn http<B: WithExportConfig + WithHttpConfig>(
+    b: B,
+    cfg: &OtlpConfig,
+    signal: Signal,
+    diag: &Arc<Diag>,
+) -> Result<B, String> {
     let b = b
         .with_protocol(http_protocol(cfg.protocol))
+        .with_http_client(http_client(cfg, signal, diag)?)
         .with_endpoint(&cfg.endpoint)
         .with_timeout(cfg.timeout)
         .with_headers(cfg.headers.iter().cloned().collect());
-    match otlp_compression(cfg.compression) {
+    Ok(match otlp_compression(cfg.compression) {
         Some(c) => b.with_compression(c),
         None => b,
+    })
+}
+
+/// A reqwest client that says why a request never got an answer (an
+/// untrusted certificate, a refused connection): opentelemetry-otlp reports
+/// only "network error". The URL is left out of the text.
+#[derive(Debug)]
+struct HttpClient {
+    client: reqwest::Client,
+    signal: Signal,
+    target: String,
+    diag: Arc<Diag>,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for HttpClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        match self.client.send_bytes(request).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                self.diag
+                    .export_error(self.signal, &self.target, e.as_ref());
+                Err(e)
+            }
+        }
     }
 }
 
 /// Builds one signal's OTLP exporter inside `rt`. `Err` is the reason, for
 /// a warning.
 macro_rules! otlp_exporter {
-    ($exporter:ty, $signal:literal, $cfg:expr, $rt:expr) => {{
-        let (cfg, rt): (&OtlpConfig, &Handle) = ($cfg, $rt);
+    ($builder:expr, $signal:expr, $cfg:expr, $rt:expr, $diag:expr) => {{
+        let (cfg, rt, signal): (&OtlpConfig, &Handle, Signal) = ($cfg, $rt, $signal);
         let _enter = rt.enter();
-        let built = match cfg.protocol {
-            Protocol::Grpc => tonic(<$exporter>::builder().with_tonic(), cfg).build(),
-            Protocol::HttpProtobuf | Protocol::HttpJson => {
-                http(<$exporter>::builder().with_http(), cfg).build()
+        let name = signal_name(signal);
+        match cfg.protocol {
+            Protocol::Grpc => {
+                tonic($builder.with_tonic(), cfg).and_then(|b| b.build().map_err(|e| e.to_string()))
             }
-        };
-        built.map_err(|e| build_error($signal, e))
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                http($builder.with_http(), cfg, signal, $diag)
+                    .and_then(|b| b.build().map_err(|e| e.to_string()))
+            }
+        }
+        .map_err(|e| build_error(name, e))
     }};
+}
+
+fn signal_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "trace",
+        Signal::Metrics => "metric",
+        Signal::Logs => "log",
+    }
 }
 
 /// Builds the OTLP span exporter.
 pub(crate) fn span_exporter(
     cfg: &OtlpConfig,
     rt: &Handle,
+    diag: &Arc<Diag>,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    otlp_exporter!(opentelemetry_otlp::SpanExporter, "trace", cfg, rt)
+    otlp_exporter!(
+        opentelemetry_otlp::SpanExporter::builder(),
+        Signal::Traces,
+        cfg,
+        rt,
+        diag
+    )
 }
 
-/// Builds the OTLP metric exporter (cumulative temporality).
+/// Builds the OTLP metric exporter with the configured temporality.
 pub(crate) fn metric_exporter(
     cfg: &OtlpConfig,
+    temporality: TemporalityPreference,
     rt: &Handle,
+    diag: &Arc<Diag>,
 ) -> Result<opentelemetry_otlp::MetricExporter, String> {
-    otlp_exporter!(opentelemetry_otlp::MetricExporter, "metric", cfg, rt)
+    use opentelemetry_sdk::metrics::Temporality;
+    let temporality = match temporality {
+        TemporalityPreference::Cumulative => Temporality::Cumulative,
+        TemporalityPreference::Delta => Temporality::Delta,
+        TemporalityPreference::LowMemory => Temporality::LowMemory,
+    };
+    otlp_exporter!(
+        opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality),
+        Signal::Metrics,
+        cfg,
+        rt,
+        diag
+    )
 }
 
 /// Builds the OTLP log exporter.
@@ -92,8 +203,15 @@ pub(crate) fn metric_exporter(
 pub(crate) fn log_exporter(
     cfg: &OtlpConfig,
     rt: &Handle,
+    diag: &Arc<Diag>,
 ) -> Result<opentelemetry_otlp::LogExporter, String> {
-    otlp_exporter!(opentelemetry_otlp::LogExporter, "log", cfg, rt)
+    otlp_exporter!(
+        opentelemetry_otlp::LogExporter::builder(),
+        Signal::Logs,
+        cfg,
+        rt,
+        diag
+    )
 }
 
 fn http_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {

@@ -114,16 +114,21 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod diag;
 mod env;
 mod exporters;
 mod pipeline;
+#[cfg(feature = "prometheus")]
+mod prometheus;
+mod tls;
 #[cfg(feature = "tracing")]
 mod tracing_bridge;
 pub mod waterfall;
 
 pub use env::{
-    BatchConfig, Compression, ConfigWarning, EffectiveConfig, ExporterKind, Limits, OtlpConfig,
-    Protocol, SamplerConfig, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    BatchConfig, Compression, ConfigWarning, EffectiveConfig, ExporterKind, FileSetting,
+    HistogramAggregation, Limits, LogLevel, OtlpConfig, Protocol, SamplerConfig,
+    TemporalityPreference, TlsFiles, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     DEFAULT_MAX_EXPORT_REQUEST_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 /// Capture spans and metrics in memory in tests: see [`otel_testkit`].
@@ -198,6 +203,12 @@ pub struct TelemetryBuilder {
     metrics_exporters: Option<Vec<ExporterKind>>,
     logs_exporters: Option<Vec<ExporterKind>>,
     otlp_endpoint: Option<(String, Protocol)>,
+    otlp_certificate: Option<String>,
+    otlp_client_identity: Option<(String, String)>,
+    metrics_temporality: Option<TemporalityPreference>,
+    histogram_aggregation: Option<HistogramAggregation>,
+    prometheus_address: Option<(String, u16)>,
+    log_level: Option<LogLevel>,
     shutdown_timeout: Option<Duration>,
     max_export_request_bytes: Option<usize>,
     max_queue_bytes: Option<usize>,
@@ -284,6 +295,53 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The PEM file of the CA(s) trusted for the collector's certificate,
+    /// for every signal, over `OTEL_EXPORTER_OTLP_CERTIFICATE` and its
+    /// per-signal forms.
+    pub fn otlp_certificate(mut self, pem_file: impl Into<String>) -> Self {
+        self.otlp_certificate = Some(pem_file.into());
+        self
+    }
+
+    /// The client certificate (chain) and private key PEM files for mTLS,
+    /// for every signal, over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` /
+    /// `_CLIENT_KEY` and their per-signal forms.
+    pub fn otlp_client_identity(
+        mut self,
+        certificate_pem_file: impl Into<String>,
+        key_pem_file: impl Into<String>,
+    ) -> Self {
+        self.otlp_client_identity = Some((certificate_pem_file.into(), key_pem_file.into()));
+        self
+    }
+
+    /// The temporality of OTLP metrics, over
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub fn metrics_temporality(mut self, preference: TemporalityPreference) -> Self {
+        self.metrics_temporality = Some(preference);
+        self
+    }
+
+    /// The default histogram aggregation, over
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+    pub fn histogram_aggregation(mut self, aggregation: HistogramAggregation) -> Self {
+        self.histogram_aggregation = Some(aggregation);
+        self
+    }
+
+    /// Where `OTEL_METRICS_EXPORTER=prometheus` serves `/metrics`, over
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT` (port 0: any free port).
+    pub fn prometheus_address(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.prometheus_address = Some((host.into(), port));
+        self
+    }
+
+    /// What otel-setup itself prints, over `OTEL_LOG_LEVEL`.
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+
     /// How long [`Telemetry::shutdown`] waits for the last exports of every
     /// signal together (they are flushed in parallel); 5 s by default. What
     /// is still queued then is dropped and counted
@@ -365,6 +423,36 @@ impl TelemetryBuilder {
         if let Some(t) = self.shutdown_timeout {
             cfg.shutdown_timeout = t;
         }
+        let in_code = |path: &String| FileSetting {
+            variable: "set in code".to_owned(),
+            path: path.clone(),
+        };
+        for otlp in [
+            &mut cfg.traces_otlp,
+            &mut cfg.metrics_otlp,
+            &mut cfg.logs_otlp,
+        ] {
+            if let Some(ca) = &self.otlp_certificate {
+                otlp.tls.certificate = Some(in_code(ca));
+            }
+            if let Some((cert, key)) = &self.otlp_client_identity {
+                otlp.tls.client_certificate = Some(in_code(cert));
+                otlp.tls.client_key = Some(in_code(key));
+            }
+        }
+        if let Some(t) = self.metrics_temporality {
+            cfg.metrics_temporality = t;
+        }
+        if let Some(a) = self.histogram_aggregation {
+            cfg.histogram_aggregation = a;
+        }
+        if let Some((host, port)) = &self.prometheus_address {
+            cfg.prometheus_host = host.clone();
+            cfg.prometheus_port = *port;
+        }
+        if let Some(l) = self.log_level {
+            cfg.log_level = l;
+        }
         if let Some(b) = self.max_export_request_bytes {
             cfg.max_export_request_bytes = b;
         }
@@ -396,15 +484,16 @@ impl TelemetryBuilder {
     /// endpoint that cannot be used turns that signal off with a warning.
     pub fn install(self) -> Result<Telemetry, Error> {
         let mut cfg = self.effective_config();
-        let quiet = self.quiet;
         let strict = self.strict;
+        let diag = Arc::new(diag::Diag::new(cfg.log_level));
+        let print_warnings = !self.quiet && diag.enabled(LogLevel::Warn);
         let warn = |cfg: &mut EffectiveConfig, w: ConfigWarning| {
-            if !quiet {
+            if print_warnings {
                 eprintln!("otel-setup: {w}");
             }
             cfg.warnings.push(w);
         };
-        if !quiet {
+        if print_warnings {
             for w in &cfg.warnings {
                 eprintln!("otel-setup: {w}");
             }
@@ -428,6 +517,7 @@ impl TelemetryBuilder {
         let runtime = ExportRuntime::start()?;
         let rt = runtime.handle();
         let losses = Arc::new(Losses::default());
+        losses.set_quiet(!diag.enabled(LogLevel::Error));
         let cancel = Arc::new(Cancel::default());
         let mut code_attrs = self.attributes;
         if let Some(version) = self.service_version {
@@ -473,7 +563,7 @@ impl TelemetryBuilder {
         let kinds = cfg.traces_exporters.clone();
         for kind in kinds {
             let pipeline = match kind {
-                ExporterKind::Otlp => match exporters::span_exporter(&cfg.traces_otlp, rt) {
+                ExporterKind::Otlp => match exporters::span_exporter(&cfg.traces_otlp, rt, &diag) {
                     Ok(exporter) => spans.build(exporter),
                     Err(e) => {
                         if strict {
@@ -484,6 +574,8 @@ impl TelemetryBuilder {
                     }
                 },
                 ExporterKind::Console => spans.build(waterfall::WaterfallExporter::stdout()),
+                // Metrics only; `finish` keeps it off the other signals.
+                ExporterKind::Prometheus => continue,
             };
             span_batchers.push(pipeline.batcher());
             tracer = tracer.with_span_processor(pipeline);
@@ -502,6 +594,7 @@ impl TelemetryBuilder {
                 rt,
                 &losses,
                 &cancel,
+                &diag,
             );
             for e in errors {
                 if strict {
@@ -530,10 +623,48 @@ impl TelemetryBuilder {
         };
 
         let mut meter = SdkMeterProvider::builder().with_resource(resource);
+        if cfg.histogram_aggregation == HistogramAggregation::Base2Exponential {
+            meter = meter.with_view(exponential_histograms);
+        }
+        #[cfg_attr(not(feature = "prometheus"), allow(unused_mut))]
+        let mut prometheus_address = None;
         let kinds = cfg.metrics_exporters.clone();
         for kind in kinds {
             meter = match kind {
-                ExporterKind::Otlp => match exporters::metric_exporter(&cfg.metrics_otlp, rt) {
+                #[cfg(feature = "prometheus")]
+                ExporterKind::Prometheus => {
+                    match prometheus::serve(&cfg.prometheus_host, cfg.prometheus_port, rt) {
+                        Ok(served) => {
+                            prometheus_address = Some(served.address);
+                            meter.with_reader(served.reader)
+                        }
+                        Err(e) => {
+                            if strict {
+                                return Err(Error::Exporter(e));
+                            }
+                            let w = prometheus_off(&cfg, e);
+                            warn(&mut cfg, w);
+                            meter
+                        }
+                    }
+                }
+                #[cfg(not(feature = "prometheus"))]
+                ExporterKind::Prometheus => {
+                    let e = "the Prometheus exporter is not built in (otel-setup's \
+                             `prometheus` feature is off)"
+                        .to_owned();
+                    if strict {
+                        return Err(Error::Exporter(e));
+                    }
+                    warn(&mut cfg, exporter_off("OTEL_METRICS_EXPORTER", e));
+                    meter
+                }
+                ExporterKind::Otlp => match exporters::metric_exporter(
+                    &cfg.metrics_otlp,
+                    cfg.metrics_temporality,
+                    rt,
+                    &diag,
+                ) {
                     Ok(exporter) => meter.with_reader(
                         PeriodicReader::builder(pipeline::metrics::MetricPipeline::new(
                             exporter,
@@ -561,6 +692,11 @@ impl TelemetryBuilder {
             };
         }
         let meter_provider = meter.build();
+        if diag.enabled(LogLevel::Debug) {
+            for line in installed(&cfg, prometheus_address) {
+                diag.print(LogLevel::Debug, &line);
+            }
+        }
         let self_metrics = pipeline::observe::register(
             &meter_provider,
             &losses,
@@ -590,6 +726,7 @@ impl TelemetryBuilder {
             log_batchers,
             span_batchers,
             _self_metrics: self_metrics,
+            prometheus_address,
             runtime: Some(runtime),
             losses,
             cancel,
@@ -601,6 +738,86 @@ impl TelemetryBuilder {
 /// `*_TIMEOUT` variables).
 fn nonzero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
+}
+
+/// Every histogram aggregated in base-2 exponential buckets (the
+/// specification's defaults: 160 buckets, scale 20, min and max kept).
+fn exponential_histograms(
+    i: &opentelemetry_sdk::metrics::Instrument,
+) -> Option<opentelemetry_sdk::metrics::Stream> {
+    if i.kind() != opentelemetry_sdk::metrics::InstrumentKind::Histogram {
+        return None;
+    }
+    opentelemetry_sdk::metrics::Stream::builder()
+        .with_aggregation(
+            opentelemetry_sdk::metrics::Aggregation::Base2ExponentialHistogram {
+                max_size: 160,
+                max_scale: 20,
+                record_min_max: true,
+            },
+        )
+        .build()
+        .ok()
+}
+
+#[cfg(feature = "prometheus")]
+fn prometheus_off(cfg: &EffectiveConfig, reason: String) -> ConfigWarning {
+    ConfigWarning {
+        variable: "OTEL_EXPORTER_PROMETHEUS_PORT".to_owned(),
+        value: format!("{}:{}", cfg.prometheus_host, cfg.prometheus_port),
+        message: format!(
+            "{reason}; allowed: a free port (0 for any) on a host name or address of this \
+             machine; metrics are not served for scraping, the service runs on"
+        ),
+    }
+}
+
+/// What was installed, one line per signal, for `OTEL_LOG_LEVEL=debug`.
+fn installed(cfg: &EffectiveConfig, prometheus: Option<std::net::SocketAddr>) -> Vec<String> {
+    let describe = |kinds: &[ExporterKind], otlp: &OtlpConfig| -> String {
+        let list: Vec<String> = kinds
+            .iter()
+            .map(|k| match k {
+                ExporterKind::Otlp => format!(
+                    "otlp {:?} to {}{}",
+                    otlp.protocol,
+                    diag::target(&otlp.endpoint),
+                    if otlp.tls.certificate.is_some() {
+                        " (private CA)"
+                    } else {
+                        ""
+                    }
+                ),
+                ExporterKind::Console => "console".to_owned(),
+                ExporterKind::Prometheus => match prometheus {
+                    Some(a) => format!("prometheus on http://{a}/metrics"),
+                    None => "prometheus (not serving)".to_owned(),
+                },
+            })
+            .collect();
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(", ")
+        }
+    };
+    vec![
+        format!(
+            "service.name={}, sampler {:?}, propagators {:?}",
+            cfg.service_name, cfg.sampler, cfg.propagators
+        ),
+        format!(
+            "traces: {}",
+            describe(&cfg.traces_exporters, &cfg.traces_otlp)
+        ),
+        format!(
+            "metrics: {} every {:?}, {:?} temporality",
+            describe(&cfg.metrics_exporters, &cfg.metrics_otlp),
+            cfg.metric_export_interval,
+            cfg.metrics_temporality
+        ),
+        format!("logs: {}", describe(&cfg.logs_exporters, &cfg.logs_otlp)),
+    ]
 }
 
 fn exporter_off(variable: &str, reason: String) -> ConfigWarning {
@@ -736,6 +953,7 @@ pub struct Telemetry {
     >,
     span_batchers: Vec<Batcher<SpanData>>,
     _self_metrics: pipeline::observe::SelfMetrics,
+    prometheus_address: Option<std::net::SocketAddr>,
     runtime: Option<ExportRuntime>,
     losses: Arc<Losses>,
     cancel: Arc<Cancel>,
@@ -760,6 +978,7 @@ impl Telemetry {
             log_batchers: Vec::new(),
             span_batchers: Vec::new(),
             _self_metrics: pipeline::observe::SelfMetrics::default(),
+            prometheus_address: None,
             runtime: None,
             losses: Arc::default(),
             cancel: Arc::default(),
@@ -769,6 +988,27 @@ impl Telemetry {
     /// What was applied, with every warning.
     pub fn effective_config(&self) -> &EffectiveConfig {
         &self.config
+    }
+
+    /// Where `OTEL_METRICS_EXPORTER=prometheus` serves `/metrics` (the
+    /// bound address, useful with port 0); `None` when it does not.
+    ///
+    /// ```
+    /// let telemetry = otel_setup::Telemetry::builder()
+    ///     .env_map([
+    ///         ("OTEL_TRACES_EXPORTER", "none"),
+    ///         ("OTEL_METRICS_EXPORTER", "prometheus"),
+    ///         ("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1"),
+    ///         ("OTEL_EXPORTER_PROMETHEUS_PORT", "0"),
+    ///     ])
+    ///     .local()
+    ///     .install()
+    ///     .expect("telemetry");
+    /// let address = telemetry.prometheus_address().expect("serving");
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// ```
+    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus_address
     }
 
     /// The tracer provider, for instrumentation that takes one explicitly.

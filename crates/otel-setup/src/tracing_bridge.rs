@@ -49,6 +49,7 @@ pub(crate) fn logger_provider(
     rt: &tokio::runtime::Handle,
     losses: &Arc<Losses>,
     cancel: &Arc<Cancel>,
+    diag: &Arc<crate::diag::Diag>,
 ) -> (SdkLoggerProvider, Vec<Batcher<LogItem>>, Vec<String>) {
     let mut builder = SdkLoggerProvider::builder().with_resource(resource.clone());
     let mut batchers = Vec::new();
@@ -56,7 +57,7 @@ pub(crate) fn logger_provider(
     for kind in &cfg.logs_exporters {
         // `console`: the subscriber's own lines already go to the terminal.
         if *kind == ExporterKind::Otlp {
-            match exporters::log_exporter(&cfg.logs_otlp, rt) {
+            match exporters::log_exporter(&cfg.logs_otlp, rt, diag) {
                 Ok(mut exporter) => {
                     opentelemetry_sdk::logs::LogExporter::set_resource(&mut exporter, &resource);
                     let p = LogPipeline::new(

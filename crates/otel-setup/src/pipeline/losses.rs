@@ -144,9 +144,8 @@ impl Default for Losses {
 }
 
 impl Losses {
-    /// Counts without printing anything (tests that provoke losses on
-    /// purpose).
-    #[cfg(test)]
+    /// Counts without printing anything (`OTEL_LOG_LEVEL=none`, and tests
+    /// that provoke losses on purpose).
     pub(crate) fn set_quiet(&self, quiet: bool) {
         self.quiet.store(quiet, Ordering::Relaxed);
     }
