@@ -13,23 +13,19 @@
 //! not asserted: this machine is shared, so they are measurements, not
 //! pass/fail lines. `FAULT_LOAD_SECS` sets the load per scenario (default 3).
 
+mod support;
+
 use otel_testkit::otlp::OtlpReceiver;
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{free_port, sigterm_and_wait, start_user_service};
 
 const SERVER: i32 = 2;
 const WORKERS: usize = 4;
 const PACE: Duration = Duration::from_millis(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -41,18 +37,6 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// Where a service's standard error goes, read after it exits.
-fn stderr_file() -> (std::fs::File, std::path::PathBuf) {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "otel-web-faults-{}-{}.stderr",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let f = std::fs::File::create(&path).expect("stderr file");
-    (f, path)
 }
 
 /// The spans the service said it lost in its final line, if it printed one.
@@ -71,54 +55,15 @@ fn start_service(port: u16, endpoint: &str) -> (Child, std::path::PathBuf) {
 }
 
 fn start_service_with(port: u16, endpoint: &str, protocol: &str) -> (Child, std::path::PathBuf) {
-    let (stderr, path) = stderr_file();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-user-service"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .envs([
-            ("PORT", port.to_string()),
-            ("HOST", "127.0.0.1".into()),
-            ("OTEL_SERVICE_NAME", "user-service".into()),
+    start_user_service(
+        port,
+        &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.into()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
-            ("RUST_LOG", "warn".into()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("user-service starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, path);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("user-service did not listen");
-}
-
-fn sigterm_and_wait(child: &mut Child) -> Duration {
-    let started = Instant::now();
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(sent.is_ok_and(|s| s.success()));
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "graceful exit: {status}");
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        ],
+    )
 }
 
 #[derive(Default, Debug)]

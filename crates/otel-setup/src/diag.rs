@@ -44,7 +44,7 @@ impl Diag {
         if !self.enabled(LogLevel::Error) {
             return;
         }
-        let (kind, text) = describe(error);
+        let (kind, text) = explain(&chain(error));
         let now = Instant::now();
         {
             let Ok(mut last) = self.last.lock() else {
@@ -64,12 +64,13 @@ impl Diag {
     }
 }
 
-/// A kind (for rate limiting) and a sentence for an export failure.
-fn describe(error: &(dyn Error + 'static)) -> (&'static str, String) {
-    let text = chain(error);
+/// A kind (for rate limiting) and a sentence for an export failure's text:
+/// certificate problems are said in words, with what to set.
+pub(crate) fn explain(text: &str) -> (&'static str, String) {
     let lower = text.to_ascii_lowercase();
     if lower.contains("invalid peer certificate")
         || lower.contains("unknownissuer")
+        || lower.contains("badsignature")
         || lower.contains("notvalidforname")
         || lower.contains("certificate expired")
     {
@@ -98,7 +99,7 @@ fn describe(error: &(dyn Error + 'static)) -> (&'static str, String) {
             format!("the collector refused the client certificate ({text})"),
         )
     } else {
-        ("other", text)
+        ("other", text.to_owned())
     }
 }
 
@@ -172,9 +173,9 @@ mod tests {
             }
         }
         impl Error for E {}
-        let (kind, text) = describe(&E("invalid peer certificate: UnknownIssuer"));
+        let (kind, text) = explain(&chain(&E("invalid peer certificate: UnknownIssuer")));
         assert_eq!(kind, "untrusted");
         assert!(text.contains("not trusted"), "{text}");
-        assert_eq!(describe(&E("connection refused")).0, "other");
+        assert_eq!(explain(&chain(&E("connection refused"))).0, "other");
     }
 }

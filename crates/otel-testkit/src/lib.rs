@@ -20,6 +20,8 @@
 
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, KeyValue, Value};

@@ -23,6 +23,12 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
+type TlsServerConfig = rustls::ServerConfig;
+/// Without the `tls` feature no configuration can be made.
+#[cfg(not(feature = "tls"))]
+type TlsServerConfig = std::convert::Infallible;
+
 /// One received span with the resource and scope it came with.
 #[derive(Clone, Debug)]
 pub struct ReceivedSpan {
@@ -128,7 +134,7 @@ pub struct Attempt {
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug)]
-struct Store {
+pub(crate) struct Store {
     logs: Mutex<Vec<ExportLogsServiceRequest>>,
     traces: Mutex<Vec<ExportTraceServiceRequest>>,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
@@ -142,6 +148,9 @@ struct Store {
     retry_after: std::sync::atomic::AtomicU64,
     max_request_bytes: std::sync::atomic::AtomicUsize,
     attempts: Mutex<Vec<Attempt>>,
+    /// TLS handshakes that failed (an untrusted or missing client
+    /// certificate, a client that does not trust the server).
+    tls_failures: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Store {
@@ -156,7 +165,15 @@ impl Default for Store {
             retry_after: std::sync::atomic::AtomicU64::new(0),
             max_request_bytes: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_REQUEST_BYTES),
             attempts: Mutex::default(),
+            tls_failures: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+}
+
+impl Store {
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_failed(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -338,6 +355,7 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(
 pub struct OtlpReceiver {
     grpc: SocketAddr,
     http: SocketAddr,
+    secure: bool,
     store: Arc<Store>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -349,10 +367,26 @@ impl OtlpReceiver {
     /// # Panics
     /// If it cannot bind a loopback port: a test cannot run without one.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts both servers over TLS (and mTLS when `tls` asks for client
+    /// certificates); their endpoints are then `https://`.
+    ///
+    /// # Panics
+    /// If it cannot bind a loopback port, or the certificates are not
+    /// usable.
+    #[cfg(feature = "tls")]
+    pub fn start_tls(tls: crate::tls::ServerTls) -> Self {
+        Self::start_with(Some(tls.server_config()))
+    }
+
+    fn start_with(tls: Option<Arc<TlsServerConfig>>) -> Self {
         let store = Arc::new(Store::default());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let s = Arc::clone(&store);
+        let secure = tls.is_some();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -374,27 +408,41 @@ impl OtlpReceiver {
                 // The size limit is checked in the handlers, so that a request
                 // over it is recorded as an attempt.
                 const DECODE_MAX: usize = 256 * 1024 * 1024;
-                let grpc = tonic::transport::Server::builder()
-                    .add_service(
-                        TraceServiceServer::new(Grpc(Arc::clone(&s)))
-                            .max_decoding_message_size(DECODE_MAX),
-                    )
-                    .add_service(
-                        MetricsServiceServer::new(Grpc(Arc::clone(&s)))
-                            .max_decoding_message_size(DECODE_MAX),
-                    )
-                    .add_service(
-                        LogsServiceServer::new(Grpc(Arc::clone(&s)))
-                            .max_decoding_message_size(DECODE_MAX),
-                    )
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
-                        grpc_listener,
-                    ));
-                let http = axum::serve(http_listener, http_app(Arc::clone(&s)));
-                tokio::select! {
-                    _ = grpc => {}
-                    _ = http => {}
-                    _ = stop_rx => {}
+                let trace = TraceServiceServer::new(Grpc(Arc::clone(&s)))
+                    .max_decoding_message_size(DECODE_MAX);
+                let metrics = MetricsServiceServer::new(Grpc(Arc::clone(&s)))
+                    .max_decoding_message_size(DECODE_MAX);
+                let logs = LogsServiceServer::new(Grpc(Arc::clone(&s)))
+                    .max_decoding_message_size(DECODE_MAX);
+                match tls {
+                    #[cfg(feature = "tls")]
+                    Some(config) => {
+                        let grpc = tonic::service::Routes::new(trace)
+                            .add_service(metrics)
+                            .add_service(logs)
+                            .into_axum_router();
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        tokio::select! {
+                            _ = crate::tls::serve(grpc_listener, acceptor.clone(), grpc, Arc::clone(&s)) => {}
+                            _ = crate::tls::serve(http_listener, acceptor, http_app(Arc::clone(&s)), Arc::clone(&s)) => {}
+                            _ = stop_rx => {}
+                        }
+                    }
+                    _ => {
+                        let grpc = tonic::transport::Server::builder()
+                            .add_service(trace)
+                            .add_service(metrics)
+                            .add_service(logs)
+                            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                                grpc_listener,
+                            ));
+                        let http = axum::serve(http_listener, http_app(Arc::clone(&s)));
+                        tokio::select! {
+                            _ = grpc => {}
+                            _ = http => {}
+                            _ = stop_rx => {}
+                        }
+                    }
                 }
             });
         });
@@ -402,20 +450,36 @@ impl OtlpReceiver {
         OtlpReceiver {
             grpc,
             http,
+            secure,
             store,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:<port>` of the gRPC server.
-    pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc)
+    /// TLS handshakes the receiver failed so far (a client that did not
+    /// trust it, or, with mTLS, one without an accepted certificate).
+    pub fn tls_failures(&self) -> usize {
+        self.store.tls_failures.load(Ordering::Relaxed)
     }
 
-    /// `http://127.0.0.1:<port>` of the HTTP server (base, without `/v1/...`).
+    fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the gRPC server (`https` with TLS).
+    pub fn grpc_endpoint(&self) -> String {
+        format!("{}://{}", self.scheme(), self.grpc)
+    }
+
+    /// `http://127.0.0.1:<port>` of the HTTP server (base, without
+    /// `/v1/...`; `https` with TLS).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http)
+        format!("{}://{}", self.scheme(), self.http)
     }
 
     /// Makes every export fail (HTTP with `status`, gRPC with UNAVAILABLE)

@@ -170,7 +170,9 @@ impl Losses {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = detail
+                .map(|d| format!(" ({})", crate::diag::explain(d).1))
+                .unwrap_or_default();
             eprintln!(
                 "otel-setup: {n} {items} dropped: {why}{detail}; {total} {items} dropped this way \
                  so far. The application is not affected. (One such line per minute at most.)",

@@ -1,0 +1,84 @@
+//! What the end-to-end test binaries share: ports, service processes, their
+//! standard error, and stopping them.
+
+#![allow(dead_code)] // each binary uses its own part
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Where a service's standard error goes, read after it exits.
+pub fn stderr_file() -> (std::fs::File, std::path::PathBuf) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "otel-web-e2e-{}-{}.stderr",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = std::fs::File::create(&path).expect("stderr file");
+    (f, path)
+}
+
+/// Starts user-service on `port` with no `OTEL_*` variable but `env`, and
+/// waits (30 s at most) until it listens.
+pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
+    let (stderr, path) = stderr_file();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-user-service"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs([
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("OTEL_SERVICE_NAME", "user-service".into()),
+            ("RUST_LOG", "warn".into()),
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .expect("user-service starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, path);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let stderr = std::fs::read_to_string(&path).unwrap_or_default();
+            panic!("user-service exited ({status}) before listening:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("user-service did not listen");
+}
+
+/// Sends SIGTERM and waits for a successful exit (30 s at most); returns
+/// how long it took.
+pub fn sigterm_and_wait(child: &mut Child) -> Duration {
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(status.success(), "graceful exit: {status}");
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
