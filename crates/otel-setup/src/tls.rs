@@ -121,12 +121,15 @@ mod material {
         Ok((pem, store))
     }
 
+    /// A certificate chain and its key, PEM.
+    type Pair = (Vec<u8>, Vec<u8>);
+
     /// The client certificate and key: their PEM, checked to be a pair
     /// rustls accepts. The error names the file at fault.
     pub(super) fn identity<'a>(
         cert: &'a FileSetting,
         key: &'a FileSetting,
-    ) -> Result<(Vec<u8>, Vec<u8>), (&'a FileSetting, String)> {
+    ) -> Result<Pair, (&'a FileSetting, String)> {
         let (cert_pem, chain) = certificates(cert).map_err(|e| (cert, e))?;
         let key_pem = read(key).map_err(|e| (key, e))?;
         let private = PrivateKeyDer::from_pem_slice(&key_pem)

@@ -331,28 +331,43 @@ fn strict_mode_turns_a_warning_into_an_error() {
     );
 }
 
-/// TLS is not built in yet: an `https` gRPC endpoint cannot be built, which
-/// is a warning and that export off, inside a runtime, never a panic.
+/// An `https` endpoint, over either protocol, inside a runtime: with TLS
+/// built in (the default) it installs with no warning and the export is on;
+/// without it, it is one warning and that export off. Never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_https_grpc_endpoint_without_tls_is_a_warning_not_a_panic() {
-    let t = Telemetry::builder()
-        .local()
-        .quiet()
-        .env_map([
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "https://collector.example:4317",
-            ),
-        ])
-        .install()
-        .expect("install succeeds");
-    let w = &t.effective_config().warnings;
-    assert!(
-        w.iter().any(|w| w.variable == "OTEL_TRACES_EXPORTER"
-            && w.to_string().contains("could not be built")),
-        "{w:?}"
-    );
-    record(&t, 1);
-    drop(t);
+async fn an_https_endpoint_is_tls_or_one_warning_never_a_panic() {
+    for protocol in ["grpc", "http/protobuf"] {
+        let t = Telemetry::builder()
+            .local()
+            .quiet()
+            .env_map([
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://collector.example:4317",
+                ),
+            ])
+            .install()
+            .expect("install succeeds");
+        let cfg = t.effective_config();
+        if cfg!(feature = "tls") {
+            assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+            assert_eq!(cfg.traces_exporters, [otel_setup::ExporterKind::Otlp]);
+        } else {
+            let w: Vec<_> = cfg
+                .warnings
+                .iter()
+                .filter(|w| w.variable == "OTEL_EXPORTER_OTLP_ENDPOINT")
+                .collect();
+            assert_eq!(w.len(), 1, "{:?}", cfg.warnings);
+            assert!(
+                w[0].to_string().contains("`tls` feature is off"),
+                "{}",
+                w[0]
+            );
+            assert!(cfg.traces_exporters.is_empty());
+        }
+        record(&t, 1);
+        drop(t);
+    }
 }

@@ -567,6 +567,20 @@ impl OtlpReceiver {
         }
     }
 
+    /// Every metric received, as sent (data points, temporality,
+    /// aggregation), in arrival order.
+    pub fn metric_data(&self) -> Vec<opentelemetry_proto::tonic::metrics::v1::Metric> {
+        let Ok(metrics) = self.store.metrics.lock() else {
+            return Vec::new();
+        };
+        metrics
+            .iter()
+            .flat_map(|req| &req.resource_metrics)
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| sm.metrics.iter().cloned())
+            .collect()
+    }
+
     /// Names of the metrics received so far, with their resource's
     /// `service.name`.
     pub fn metrics(&self) -> Vec<(String, Option<String>)> {
