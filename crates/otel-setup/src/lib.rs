@@ -43,25 +43,57 @@
 //!   hold secrets); and what code adds (`service.version`, attributes).
 //! - Exporters per signal from `OTEL_TRACES_EXPORTER` /
 //!   `OTEL_METRICS_EXPORTER` / `OTEL_LOGS_EXPORTER` (`otlp`, `console`,
-//!   `none`, or a list). OTLP reads these `OTEL_EXPORTER_OTLP_*` settings,
-//!   each with its per-signal override: endpoint, protocol (`grpc`,
-//!   `http/protobuf`, `http/json`), headers, timeout, compression and (for
-//!   a gRPC endpoint written without a scheme) insecure. TLS is not built
-//!   in yet: the certificate variables are not read, an `https` gRPC
-//!   endpoint turns that export off with a warning, and an `https` HTTP
-//!   endpoint works only where reqwest's TLS is enabled elsewhere in the
-//!   build. `console` prints each finished trace as a waterfall.
+//!   `none`, a list, and `prometheus` for metrics). OTLP reads every
+//!   `OTEL_EXPORTER_OTLP_*` setting, each with its per-signal override:
+//!   endpoint, protocol (`grpc`, `http/protobuf`, `http/json`), headers,
+//!   timeout, compression, insecure, the TLS files and the metrics'
+//!   temporality and histogram aggregation. `console` prints each finished
+//!   trace as a waterfall; `prometheus` serves `/metrics` on
+//!   `OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT`
+//!   (`localhost:9464`) with opentelemetry-prometheus.
+//! - [`variables`]: the table of every variable read, its default, and the
+//!   test that holds it.
 //! - `OTEL_SDK_DISABLED=true`: no providers at all (the API's no-ops stay);
 //!   propagation still works.
 //!
 //! A bad value is ignored, as the specification asks, with a warning that
 //! names the variable, the value and what is allowed; each warning is
-//! printed once to standard error and kept in [`EffectiveConfig::warnings`].
+//! printed once to standard error (unless `OTEL_LOG_LEVEL` is `error` or
+//! `none`) and kept in [`EffectiveConfig::warnings`].
 //! An endpoint that cannot be used (not a URL, no scheme for HTTP, a scheme
 //! other than `http`/`https`) turns that signal's OTLP export off with one
 //! warning, and the service runs on. `install` fails only when no thread
 //! can be started for exports, or, with [`TelemetryBuilder::strict`], for
 //! any warning.
+//!
+//! # TLS (feature `tls`, on by default)
+//!
+//! OTLP over `https`, for gRPC and HTTP alike, with rustls:
+//!
+//! - **Crypto: aws-lc-rs**, rustls's own default. It has post-quantum hybrid
+//!   key exchange (rustls deprecates ring's provider for lacking it) and a
+//!   FIPS build, and it is the provider reqwest's `rustls` feature already
+//!   brings, so an application using reqwest gets no second one. It builds
+//!   with the C compiler the Rust toolchain links with; no CMake, Go or
+//!   NASM on Linux. It is handed to otel-setup's own clients and never
+//!   installed as the process default, so the application's choice stands.
+//! - **Roots: the system's and webpki-roots' together.** The system's store
+//!   holds a company CA an operator installed on the host; webpki-roots (a
+//!   copy of Mozilla's) keeps public endpoints working in `scratch` and
+//!   distroless images that have no CA bundle.
+//! - `OTEL_EXPORTER_OTLP_CERTIFICATE` (or its per-signal form) replaces
+//!   those roots with the CA(s) in that PEM file, as the other SDKs do;
+//!   `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` with `_CLIENT_KEY` gives mTLS.
+//!   A file that cannot be read or parsed, or one of the pair alone, is a
+//!   warning naming the variable, and the export goes on without it.
+//! - When the collector's certificate is not trusted, or it asks for a
+//!   client certificate, standard error says so in words, with the variable
+//!   to set, at most once a minute; every export that fails is counted.
+//!
+//! Without the feature, an `https` endpoint turns that signal's OTLP export
+//! off with a warning. One caveat: with the feature on, reqwest is built
+//! with rustls, so any reqwest client elsewhere in the application gains
+//! TLS too.
 //!
 //! # `tracing` (feature `tracing`)
 //!
@@ -124,6 +156,10 @@ mod tls;
 #[cfg(feature = "tracing")]
 mod tracing_bridge;
 pub mod waterfall;
+
+/// Every variable otel-setup reads, its default, and where it is tested.
+#[doc = include_str!("../VARIABLES.md")]
+pub mod variables {}
 
 pub use env::{
     BatchConfig, Compression, ConfigWarning, EffectiveConfig, ExporterKind, FileSetting,

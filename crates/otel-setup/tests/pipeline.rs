@@ -418,3 +418,39 @@ fn self_metrics_report_the_same_drops_as_the_code() {
         .iter()
         .any(|(k, v)| k == "otel.component.name" && v == "batching_span_processor/0")));
 }
+
+/// `OTEL_BSP_EXPORT_TIMEOUT` and `OTEL_METRIC_EXPORT_TIMEOUT` give an export
+/// up at their own limit, well before the 10 s OTLP timeout, and the loss
+/// is counted as a timeout.
+#[test]
+fn export_timeouts_give_up_at_their_own_limit() {
+    let (endpoint, _hole) = blackhole();
+    let t = install(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10000".into()),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "300".into()),
+        ("OTEL_METRICS_EXPORTER", "otlp".into()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "60000".into()),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "300".into()),
+    ]);
+    spans(&t, 3);
+    until("the span export to time out", || {
+        t.dropped().get(Signal::Traces, DropCause::Timeout) == 3
+    });
+    t.meter_provider()
+        .expect("enabled")
+        .meter("test")
+        .u64_counter("jobs")
+        .build()
+        .add(1, &[]);
+    let started = Instant::now();
+    t.flush();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the metric export gave up at its timeout, not the OTLP one: {:?}",
+        started.elapsed()
+    );
+    until("the metric export to time out", || {
+        t.dropped().get(Signal::Metrics, DropCause::Timeout) >= 1
+    });
+}

@@ -336,6 +336,52 @@ fn every_variable_reads_the_same_from_the_environment_and_from_env_map() {
     }
 }
 
+/// The variable names in `VARIABLES.md` (before its "Not read" part).
+fn documented() -> std::collections::BTreeSet<String> {
+    let doc = include_str!("../VARIABLES.md");
+    let read = doc.split("## Not read").next().unwrap_or(doc);
+    read.lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split(" | ").next())
+        .flat_map(|cell| cell.split('`'))
+        .filter(|t| t.starts_with("OTEL_") || *t == "RUST_LOG")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The table in `VARIABLES.md` and the rows above name the same variables:
+/// nothing documented goes untested, nothing tested is undocumented.
+#[test]
+fn the_documented_table_and_the_tested_rows_agree() {
+    let documented = documented();
+    let mut tested = std::collections::BTreeSet::new();
+    for Row { vars, .. } in rows("ca", "cert", "key") {
+        for (k, _) in vars {
+            // Per-signal forms are documented with their general form.
+            let general = ["TRACES_", "METRICS_", "LOGS_"]
+                .iter()
+                .fold(k.clone(), |k, s| {
+                    if k.starts_with("OTEL_EXPORTER_OTLP_")
+                        && !k.contains("METRICS_TEMPORALITY")
+                        && !k.contains("METRICS_DEFAULT_HISTOGRAM")
+                    {
+                        k.replacen(&format!("OTEL_EXPORTER_OTLP_{s}"), "OTEL_EXPORTER_OTLP_", 1)
+                    } else {
+                        k
+                    }
+                });
+            tested.insert(general);
+        }
+    }
+    let untested: Vec<_> = documented.difference(&tested).collect();
+    let undocumented: Vec<_> = tested.difference(&documented).collect();
+    assert!(untested.is_empty(), "documented, no row: {untested:?}");
+    assert!(
+        undocumented.is_empty(),
+        "a row, not documented: {undocumented:?}"
+    );
+}
+
 /// `OTEL_LOG_LEVEL`, through a real install: a bad value elsewhere is
 /// printed at `warn` and above, not at `error`; `debug` also says what was
 /// installed; `none` prints nothing.
