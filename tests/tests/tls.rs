@@ -162,10 +162,9 @@ fn an_mtls_collector_refuses_a_service_without_the_pair() {
             vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca_file())],
         );
         assert_eq!(rx.spans().len(), 0, "{protocol}: nothing accepted");
-        assert!(
-            stderr.contains("asks for a client certificate"),
-            "{protocol}: stderr names the cause\n{stderr}"
-        );
+        // The cause is named when the client reads the server's alert
+        // ("asks for a client certificate"); with TLS 1.3 it may write
+        // first and see a broken pipe instead, so only the loss is sure.
         assert!(
             rx.attempts().is_empty(),
             "{protocol}: no request got through"
