@@ -1358,7 +1358,11 @@ mod tests {
     fn endpoint_problems_table() {
         for (url, ok) in [
             ("http://localhost:4318/v1/traces", true),
-            ("https://collector.example.com/v1/metrics/", true),
+            // https needs the `tls` feature.
+            (
+                "https://collector.example.com/v1/metrics/",
+                cfg!(feature = "tls"),
+            ),
             ("http://[::1]:4317", true),
             ("not a url", false),
             ("127.0.0.1:4318", false),
