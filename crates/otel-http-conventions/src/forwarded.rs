@@ -53,6 +53,44 @@ pub fn parse_node(node: &str) -> Option<&str> {
     }
 }
 
+/// Whether `host` can be recorded as an address: an IP address, or a name
+/// of legal length (at most 253 characters, labels of 1 to 63) made of
+/// letters, digits, `-`, `_` and `.` (`_` for RFC 7239's obfuscated
+/// identifiers and the service names of container networks). Anything
+/// else in a `Host` or forwarding header is not believed.
+///
+/// ```
+/// use otel_http_conventions::is_valid_host;
+/// assert!(is_valid_host("api.example.com") && is_valid_host("::1") && is_valid_host("_hidden"));
+/// assert!(!is_valid_host(&"9".repeat(5000)) && !is_valid_host("a b") && !is_valid_host(""));
+/// ```
+pub fn is_valid_host(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let mut label = 0usize;
+    for b in name.bytes() {
+        match b {
+            b'.' => {
+                if label == 0 {
+                    return false;
+                }
+                label = 0;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => {
+                label += 1;
+                if label > 63 {
+                    return false;
+                }
+            }
+            // Only an IPv6 address has colons (or anything else).
+            _ => return host.parse::<std::net::Ipv6Addr>().is_ok(),
+        }
+    }
+    label > 0
+}
+
 /// The original client's address: the first valid `Forwarded: for=`, then the
 /// left-most `X-Forwarded-For` entry. `None` when neither carries one (the
 /// caller then uses the peer address).
@@ -68,13 +106,15 @@ pub fn parse_node(node: &str) -> Option<&str> {
 /// ```
 pub fn forwarded_client_address(headers: &HeaderMap) -> Option<&str> {
     if let Some(addr) = forwarded_params(headers, "for").find_map(parse_node) {
-        return Some(addr);
+        // A left-most entry that is not an address is not believed.
+        return Some(addr).filter(|a| is_valid_host(a));
     }
     headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(|line| line.split(',').next().and_then(parse_node))
+        .filter(|a| is_valid_host(a))
 }
 
 /// The proxies whose `Forwarded` / `X-Forwarded-*` headers are believed,
@@ -164,7 +204,8 @@ pub fn trusted_client_address(
             Ok(ip) if trusted.contains(ip) => continue,
             Ok(ip) => return ip.to_string(),
             // An obfuscated identifier (`_hidden`) set by a trusted proxy.
-            Err(_) => return host.to_owned(),
+            Err(_) if is_valid_host(host) => return host.to_owned(),
+            Err(_) => break,
         }
     }
     peer.to_string()
@@ -193,25 +234,39 @@ pub fn has_forwarding_headers(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The scheme the client used: `Forwarded: proto=`, then `X-Forwarded-Proto`.
-pub fn forwarded_scheme(headers: &HeaderMap) -> Option<&str> {
-    let valid = |s: &&str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    };
-    if let Some(proto) = forwarded_params(headers, "proto")
-        .map(str::trim)
-        .find(valid)
-    {
-        return Some(proto);
+/// `http` or `https`, whatever the case; `None` for anything else.
+///
+/// `url.scheme` is a metric attribute: it takes only these two values, so
+/// that no header can create series.
+pub fn http_scheme(scheme: &str) -> Option<&'static str> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some("https")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// The scheme the client used: `Forwarded: proto=`, then
+/// `X-Forwarded-Proto`, believed only when it is `http` or `https`.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-forwarded-proto", "HTTPS".parse().unwrap());
+/// assert_eq!(otel_http_conventions::forwarded_scheme(&headers), Some("https"));
+/// headers.insert("x-forwarded-proto", "gopher".parse().unwrap());
+/// assert_eq!(otel_http_conventions::forwarded_scheme(&headers), None);
+/// ```
+pub fn forwarded_scheme(headers: &HeaderMap) -> Option<&'static str> {
+    if let Some(proto) = forwarded_params(headers, "proto").next() {
+        return http_scheme(proto.trim());
     }
     headers
         .get(X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(valid)
+        .and_then(|v| http_scheme(v.trim()))
 }
 
 /// A host and optional port, as parsed from an authority.
@@ -300,6 +355,9 @@ pub fn server_host_port<'a>(
     scheme: &str,
     trust_forwarded: bool,
 ) -> Option<HostPort<'a>> {
+    // Each source is believed only when its host is an address (see
+    // `is_valid_host`); otherwise the next one is asked.
+    let valid = |hp: &HostPort<'_>| is_valid_host(hp.host);
     let forwarded = || {
         forwarded_params(headers, "host")
             .find_map(parse_host_port)
@@ -310,16 +368,22 @@ pub fn server_host_port<'a>(
                     .and_then(|v| v.split(',').next())
                     .and_then(parse_host_port)
             })
+            .filter(valid)
     };
     let found = trust_forwarded
         .then(forwarded)
         .flatten()
-        .or_else(|| uri.authority().and_then(|a| parse_host_port(a.as_str())))
+        .or_else(|| {
+            uri.authority()
+                .and_then(|a| parse_host_port(a.as_str()))
+                .filter(valid)
+        })
         .or_else(|| {
             headers
                 .get(HOST)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_host_port)
+                .filter(valid)
         })?;
     Some(HostPort {
         host: found.host,

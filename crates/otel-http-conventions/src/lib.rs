@@ -48,8 +48,8 @@ mod tracer;
 mod url;
 
 pub use forwarded::{
-    default_port, forwarded_client_address, forwarded_scheme, has_forwarding_headers,
-    parse_host_port, parse_node, server_host_port, trusted_client_address, HostPort,
+    default_port, forwarded_client_address, forwarded_scheme, has_forwarding_headers, http_scheme,
+    is_valid_host, parse_host_port, parse_node, server_host_port, trusted_client_address, HostPort,
     TrustedProxies,
 };
 pub use headers::{env as header_env, HeaderCapture, HeaderSide};
@@ -68,7 +68,10 @@ pub use status::{
     status_code_str, ERROR_TYPE_OTHER,
 };
 pub use tracer::{HttpSpan, HttpTracer, InstalledTracerProvider};
-pub use url::{SensitiveQueryParameters, DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED};
+pub use url::{
+    SensitiveQueryParameters, CONVENTIONS_SENSITIVE_QUERY_PARAMETERS,
+    DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED,
+};
 
 /// The schema URL of the conventions these crates follow.
 pub const SCHEMA_URL: &str = opentelemetry_semantic_conventions::SCHEMA_URL;

@@ -1,4 +1,4 @@
-//! `url.full` and `url.query` redaction.
+//! `url.full` and `url.query` redaction, and of URLs inside error texts.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -6,9 +6,11 @@ use std::sync::Arc;
 /// What replaces a redacted credential or query value.
 pub const REDACTED: &str = "REDACTED";
 
-/// Query keys whose values are redacted by default (semantic conventions,
-/// `url.query` and `url.full`). Matched case-sensitively.
-pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
+/// The semantic conventions' own list of query keys whose values are
+/// redacted (`url.query`, `url.full`): signature and credential keys of
+/// presigned URLs. Give it to `replace_sensitive_query_parameters` for the
+/// conventions' exact behaviour.
+pub const CONVENTIONS_SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
     "AWSAccessKeyId",
     "Signature",
     "sig",
@@ -16,6 +18,48 @@ pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
     "X-Amz-Signature",
     "X-Amz-Credential",
     "X-Amz-Security-Token",
+];
+
+/// Query keys whose values are redacted by default: the conventions' list
+/// and the credential names real services put in URLs (OAuth tokens and
+/// codes, passwords, API keys, client secrets, JWTs, session ids). Keys are
+/// matched after percent-decoding and without regard to ASCII case, so
+/// `%73ig` and `SIG` are `sig`.
+///
+/// The conventions redact only signatures, but a token in a query string
+/// is as much a credential as one in an `Authorization` header, which is
+/// never recorded; a redacted value costs a reader nothing but the secret.
+pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 30] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "private_token",
+    "code",
+    "assertion",
+    "client_secret",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "jwt",
+    "auth",
+    "session",
+    "sessionid",
+    "session_id",
 ];
 
 /// The `&`-separated pairs of a query, each with its key and value when it
@@ -70,8 +114,18 @@ impl Default for SensitiveQueryParameters {
     }
 }
 
+/// `key` percent-decoded, when it holds a `%` escape.
+fn decoded(key: &str) -> Cow<'_, [u8]> {
+    if key.as_bytes().contains(&b'%') {
+        Cow::Owned(percent_encoding::percent_decode_str(key).collect())
+    } else {
+        Cow::Borrowed(key.as_bytes())
+    }
+}
+
 impl SensitiveQueryParameters {
-    /// A custom list, replacing the defaults. Keys match case-sensitively.
+    /// Exactly these keys, replacing the defaults. Keys match after
+    /// percent-decoding, without regard to ASCII case.
     pub fn new<I, K>(keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -82,13 +136,55 @@ impl SensitiveQueryParameters {
         }
     }
 
+    /// The default list and these keys besides.
+    ///
+    /// ```
+    /// use otel_http_conventions::SensitiveQueryParameters;
+    ///
+    /// let keys = SensitiveQueryParameters::with_defaults(["otp"]);
+    /// assert_eq!(keys.redact_query("otp=1&token=2&a=3"), "otp=REDACTED&token=REDACTED&a=3");
+    /// ```
+    pub fn with_defaults<I, K>(extra: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let extra: Vec<Box<str>> = extra.into_iter().map(|k| k.as_ref().into()).collect();
+        SensitiveQueryParameters {
+            keys: DEFAULT_SENSITIVE_QUERY_PARAMETERS
+                .iter()
+                .map(|k| Box::<str>::from(*k))
+                .chain(extra)
+                .collect(),
+        }
+    }
+
+    /// These keys added to the current ones.
+    pub fn and<I, K>(&self, extra: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        SensitiveQueryParameters {
+            keys: self
+                .keys
+                .iter()
+                .cloned()
+                .chain(extra.into_iter().map(|k| k.as_ref().into()))
+                .collect(),
+        }
+    }
+
     /// Redacts nothing. For users who have decided query values are safe.
     pub fn none() -> Self {
         Self::new(std::iter::empty::<&str>())
     }
 
     fn is_sensitive(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| **k == *key)
+        let key = decoded(key);
+        self.keys
+            .iter()
+            .any(|k| k.as_bytes().eq_ignore_ascii_case(&key))
     }
 
     /// Returns `query` (without the `?`) with the values of sensitive keys
@@ -154,7 +250,14 @@ impl SensitiveQueryParameters {
         let host = authority.rfind('@').map(|at| &authority[at + 1..]);
         let query_redacted = query.map(|q| self.redact_query(q));
         let query_changed = matches!(query_redacted, Some(Cow::Owned(_)));
-        if host.is_none() && !query_changed {
+        // A fragment can carry `k=v` pairs too (OAuth's implicit flow puts
+        // the access token there).
+        let fragment_redacted = match fragment.strip_prefix('#') {
+            Some(f) if f.contains('=') => self.redact_query(f),
+            _ => Cow::Borrowed(""),
+        };
+        let fragment_changed = matches!(fragment_redacted, Cow::Owned(_));
+        if host.is_none() && !query_changed && !fragment_changed {
             return Cow::Borrowed(url);
         }
         let mut out = String::with_capacity(url.len() + 16);
@@ -171,8 +274,71 @@ impl SensitiveQueryParameters {
             out.push('?');
             out.push_str(&q);
         }
-        out.push_str(fragment);
+        if fragment_changed {
+            out.push('#');
+            out.push_str(&fragment_redacted);
+        } else {
+            out.push_str(fragment);
+        }
         Cow::Owned(out)
+    }
+
+    /// Returns `text` with every URL in it (`scheme://…` up to a space or a
+    /// quote) redacted as [`redact_url`](Self::redact_url) does: for error
+    /// messages, which often quote the URL they failed on.
+    ///
+    /// ```
+    /// use otel_http_conventions::SensitiveQueryParameters;
+    ///
+    /// let keys = SensitiveQueryParameters::default();
+    /// assert_eq!(
+    ///     keys.redact_text("error sending request for url (http://u:p@h/x?token=abc&a=1)"),
+    ///     "error sending request for url (http://REDACTED:REDACTED@h/x?token=REDACTED&a=1)"
+    /// );
+    /// assert_eq!(keys.redact_text("no url here"), "no url here");
+    /// ```
+    pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out: Option<String> = None;
+        let mut done = 0;
+        let mut search = 0;
+        while let Some(found) = text[search..].find("://") {
+            let sep = search + found;
+            // The scheme: letters, digits, `+`, `-`, `.` before `://`.
+            let start = text[..sep]
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                .last()
+                .map_or(sep, |(i, _)| i);
+            let end = text[sep..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+                .map_or(text.len(), |i| sep + i);
+            search = end.max(sep + 3);
+            if start == sep {
+                continue;
+            }
+            // An error text often closes the URL with `)`, which is not
+            // part of it.
+            let url_end = if text[start..end].ends_with(')') && !text[start..end].contains('(') {
+                end - 1
+            } else {
+                end
+            };
+            let url = &text[start..url_end];
+            if let Cow::Owned(redacted) = self.redact_url(url) {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+                o.push_str(&text[done..start]);
+                o.push_str(&redacted);
+                done = url_end;
+            }
+        }
+        match out {
+            Some(mut o) => {
+                o.push_str(&text[done..]);
+                Cow::Owned(o)
+            }
+            None => Cow::Borrowed(text),
+        }
     }
 }
 
@@ -225,8 +391,11 @@ mod tests {
                 "X-Amz-Credential=c&X-Amz-Security-Token=t",
                 "X-Amz-Credential=REDACTED&X-Amz-Security-Token=REDACTED",
             ),
-            // Case-sensitive keys.
-            ("SIG=abc&signature=x", "SIG=abc&signature=x"),
+            // Keys match without regard to case, and percent-decoded.
+            ("SIG=abc&signature=x", "SIG=REDACTED&signature=REDACTED"),
+            ("%73ig=abc&%53IG=d", "%73ig=REDACTED&%53IG=REDACTED"),
+            ("x-amz-signature=1", "x-amz-signature=REDACTED"),
+            ("sigma=1&keys=2&tokens=3", "sigma=1&keys=2&tokens=3"),
             // Keys without values and empty values stay.
             ("sig&sig=", "sig&sig="),
             ("a=1&sig=x&sig=y", "a=1&sig=REDACTED&sig=REDACTED"),
@@ -268,6 +437,52 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(keys.redact_url(url), want, "{url}");
         }
+    }
+
+    #[test]
+    fn every_default_key_is_redacted_plain_encoded_and_in_any_case() {
+        let keys = SensitiveQueryParameters::default();
+        for key in DEFAULT_SENSITIVE_QUERY_PARAMETERS {
+            let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+            for form in [
+                key.to_owned(),
+                key.to_ascii_uppercase(),
+                key.to_ascii_lowercase(),
+                encoded,
+            ] {
+                let q = format!("a=1&{form}=secret-value&b=2");
+                let out = keys.redact_query(&q);
+                assert_eq!(out, format!("a=1&{form}=REDACTED&b=2"), "{q}");
+                let url = format!("https://h/p?{q}#{form}=in-fragment");
+                let redacted = keys.redact_url(&url);
+                assert!(
+                    !redacted.contains("secret-value") && !redacted.contains("in-fragment"),
+                    "{redacted}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn urls_inside_text_are_redacted_wherever_they_are() {
+        let keys = SensitiveQueryParameters::default();
+        let cases = [
+            (
+                "error sending request for url (https://h/a?X-Amz-Signature=s3cr3t&sig=x)",
+                "error sending request for url (https://h/a?X-Amz-Signature=REDACTED&sig=REDACTED)",
+            ),
+            (
+                "two: http://a:b@x/ and 'https://y/?password=p'",
+                "two: http://REDACTED:REDACTED@x/ and 'https://y/?password=REDACTED'",
+            ),
+            ("://nothing before", "://nothing before"),
+            ("plain http://x/y?z=1 stays", "plain http://x/y?z=1 stays"),
+            ("", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(keys.redact_text(text), want, "{text}");
+        }
+        assert!(matches!(keys.redact_text("a b c"), Cow::Borrowed(_)));
     }
 
     #[test]

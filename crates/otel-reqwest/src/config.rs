@@ -147,9 +147,24 @@ impl OtelMiddlewareBuilder {
         self
     }
 
-    /// Query keys whose values become `REDACTED` in `url.full`. Replaces the
-    /// default list.
+    /// Query keys whose values are recorded as `REDACTED` in `url.full` (and in
+    /// any URL an error message quotes), on top of the default list
+    /// ([`DEFAULT_SENSITIVE_QUERY_PARAMETERS`](otel_http_conventions::DEFAULT_SENSITIVE_QUERY_PARAMETERS):
+    /// the conventions' signature keys and the usual credential names).
+    /// Keys match after percent-decoding, without regard to ASCII case.
     pub fn sensitive_query_parameters<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        self.common.sensitive_query = self.common.sensitive_query.and(keys);
+        self
+    }
+
+    /// Exactly these sensitive query keys, replacing the default list; pass
+    /// [`CONVENTIONS_SENSITIVE_QUERY_PARAMETERS`](otel_http_conventions::CONVENTIONS_SENSITIVE_QUERY_PARAMETERS)
+    /// for the semantic conventions' own, or nothing to redact no value.
+    pub fn replace_sensitive_query_parameters<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
         K: AsRef<str>,

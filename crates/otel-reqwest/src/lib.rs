@@ -82,6 +82,31 @@ mod middleware;
 pub use config::OtelMiddlewareBuilder;
 pub use middleware::OtelMiddleware;
 
+/// An error's text fit to log or return: every URL it quotes redacted as
+/// `url.full` is (credentials, and the default sensitive query keys). For
+/// reqwest's and reqwest-middleware's errors, which quote the URL they
+/// failed on; the `exception` event of the middleware's span already
+/// carries this text.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build();
+/// let error = client
+///     .get("http://user:hunter2@127.0.0.1:1/x?token=abc")
+///     .send()
+///     .await
+///     .expect_err("nothing listens on port 1");
+/// let text = otel_reqwest::redacted_error_message(&error);
+/// assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
+/// # }
+/// ```
+pub fn redacted_error_message(error: &impl std::fmt::Display) -> String {
+    otel_http_conventions::SensitiveQueryParameters::default()
+        .redact_text(&error.to_string())
+        .into_owned()
+}
+
 /// A per-request URL template (`/users/{id}`): attach it with
 /// `RequestBuilder::with_extension`, and the span is named
 /// `{method} {template}` and records `url.template`.

@@ -369,7 +369,15 @@ impl Middleware for OtelMiddleware {
                         "exception",
                         vec![
                             KeyValue::new("exception.type", kind),
-                            KeyValue::new("exception.message", error.to_string()),
+                            // The text quotes the URL: redacted as `url.full` is.
+                            KeyValue::new(
+                                "exception.message",
+                                config
+                                    .common
+                                    .sensitive_query
+                                    .redact_text(&error.to_string())
+                                    .into_owned(),
+                            ),
                         ],
                     );
                 }

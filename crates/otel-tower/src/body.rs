@@ -52,7 +52,10 @@ impl<B: Body> OtelBody<B> {
     }
 }
 
-impl<B: Body> Body for OtelBody<B> {
+impl<B: Body> Body for OtelBody<B>
+where
+    B::Error: std::fmt::Display,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -83,10 +86,10 @@ impl<B: Body> Body for OtelBody<B> {
                     *this.state = None;
                 }
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 state.finish(Some(Failure {
                     error_type: short_type_name::<B::Error>().into(),
-                    message: None,
+                    message: Some(error.to_string()),
                 }));
                 *this.state = None;
             }

@@ -71,22 +71,6 @@ fn peer_address(extensions: &http::Extensions) -> Option<SocketAddr> {
     extensions.get::<SocketAddr>().copied()
 }
 
-/// `url.scheme` as a `'static` string, for the two schemes of HTTP.
-fn static_scheme(scheme: &str) -> Option<&'static str> {
-    match scheme {
-        "http" => Some("http"),
-        "https" => Some("https"),
-        _ => None,
-    }
-}
-
-fn scheme_value(scheme: &str) -> StringValue {
-    match static_scheme(scheme) {
-        Some(known) => StringValue::from(known),
-        None => StringValue::from(scheme.to_ascii_lowercase()),
-    }
-}
-
 /// Room for the attributes of a recorded server span without captured
 /// headers: 13 request attributes, the status code, the error type.
 const SPAN_ATTRIBUTES_CAPACITY: usize = 16;
@@ -118,11 +102,12 @@ pub(crate) struct RequestState {
     /// `url.scheme`.
     scheme: StringValue,
     route: Option<RouteValue>,
-    /// The method, the scheme and the route as `'static` strings, when they
-    /// are (the known methods, `http` and `https`, a kept route): the
-    /// metric cache then finds the request's binding by their addresses.
+    /// The method and the route as `'static` strings, when they are (the
+    /// known methods, a kept route), and the scheme (always `http` or
+    /// `https`): the metric cache then finds the request's binding by their
+    /// addresses.
     static_method: Option<&'static str>,
-    static_scheme: Option<&'static str>,
+    static_scheme: &'static str,
     static_route: Option<&'static str>,
     version: Option<&'static str>,
     status: Option<StatusCode>,
@@ -161,10 +146,15 @@ impl RequestState {
                     .insert(peer_address(head.extensions))
                     .is_some_and(|p| proxies.contains(p.ip())),
             };
-        let scheme = forwarded
+        // `http` or `https` only: a metric attribute no client can choose.
+        let scheme: &'static str = forwarded
             .then(|| forwarded_scheme(head.headers))
             .flatten()
-            .or_else(|| head.uri.scheme_str())
+            .or_else(|| {
+                head.uri
+                    .scheme_str()
+                    .and_then(otel_http_conventions::http_scheme)
+            })
             .unwrap_or("http");
 
         let extracted = config.common.propagator.extract(head.headers);
@@ -192,7 +182,7 @@ impl RequestState {
         };
 
         let method_value = method.value.clone();
-        let scheme_value = scheme_value(scheme);
+        let scheme_value = StringValue::from(scheme);
         // Sized for every attribute a recorded span gets: the SDK keeps this
         // vector and pushes the rest onto it, so a small one would grow
         // (reallocate and copy) several times.
@@ -272,7 +262,7 @@ impl RequestState {
             scheme: scheme_value,
             route: route_value,
             static_method: method.static_value(),
-            static_scheme: static_scheme(scheme),
+            static_scheme: scheme,
             static_route,
             version: protocol_version(head.version),
             status: None,
@@ -345,6 +335,13 @@ impl RequestState {
                         Value::from(f.error_type.clone()),
                     )];
                     if let Some(message) = f.message {
+                        // An error's text can quote a URL: redacted as
+                        // `url.query` is.
+                        let message = match self.config.common.sensitive_query.redact_text(&message)
+                        {
+                            std::borrow::Cow::Borrowed(_) => message,
+                            std::borrow::Cow::Owned(redacted) => redacted,
+                        };
                         fields.push(KeyValue::new("exception.message", message));
                     }
                     span.add_event("exception", fields);
@@ -391,7 +388,7 @@ impl RequestState {
             };
             Some(MetricKey {
                 method: self.static_method?,
-                scheme: Some(self.static_scheme?),
+                scheme: Some(self.static_scheme),
                 route,
                 status: key.status,
                 error_type: static_error?,

@@ -125,7 +125,10 @@ async fn create_order(
         Ok(r) if r.status().is_success() => match r.json().await {
             Ok(v) => v,
             Err(e) => {
-                let msg = format!("user-service sent a bad body: {e}");
+                let msg = format!(
+                    "user-service sent a bad body: {}",
+                    otel_reqwest::redacted_error_message(&e)
+                );
                 record_exception(&msg);
                 return (StatusCode::BAD_GATEWAY, msg).into_response();
             }
@@ -136,7 +139,11 @@ async fn create_order(
             return (StatusCode::BAD_GATEWAY, msg).into_response();
         }
         Err(e) => {
-            let msg = format!("user-service unreachable: {e}");
+            // The error quotes the URL: logged and answered redacted.
+            let msg = format!(
+                "user-service unreachable: {}",
+                otel_reqwest::redacted_error_message(&e)
+            );
             record_exception(&msg);
             return (StatusCode::BAD_GATEWAY, msg).into_response();
         }
