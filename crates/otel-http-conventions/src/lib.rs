@@ -69,7 +69,7 @@ pub use status::{
 };
 pub use tracer::{HttpSpan, HttpTracer, InstalledTracerProvider};
 pub use url::{
-    SensitiveQueryParameters, CONVENTIONS_SENSITIVE_QUERY_PARAMETERS,
+    SensitiveQueryParameters, CONVENTIONS_SENSITIVE_QUERY_PARAMETERS, CREDENTIAL_QUERY_PARAMETERS,
     DEFAULT_SENSITIVE_QUERY_PARAMETERS, REDACTED,
 };
 

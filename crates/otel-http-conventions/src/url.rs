@@ -20,23 +20,10 @@ pub const CONVENTIONS_SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
     "X-Amz-Security-Token",
 ];
 
-/// Query keys whose values are redacted by default: the conventions' list
-/// and the credential names real services put in URLs (OAuth tokens and
-/// codes, passwords, API keys, client secrets, JWTs, session ids). Keys are
-/// matched after percent-decoding and without regard to ASCII case, so
-/// `%73ig` and `SIG` are `sig`.
-///
-/// The conventions redact only signatures, but a token in a query string
-/// is as much a credential as one in an `Authorization` header, which is
-/// never recorded; a redacted value costs a reader nothing but the secret.
-pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 30] = [
-    "AWSAccessKeyId",
-    "Signature",
-    "sig",
-    "X-Goog-Signature",
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
+/// The credential names real services put in query strings, redacted by
+/// default on top of the conventions' list: OAuth tokens, codes and
+/// assertions, client secrets, passwords, API keys, JWTs and session ids.
+pub const CREDENTIAL_QUERY_PARAMETERS: [&str; 23] = [
     "token",
     "access_token",
     "refresh_token",
@@ -61,6 +48,38 @@ pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 30] = [
     "sessionid",
     "session_id",
 ];
+
+/// Query keys whose values are redacted by default: the conventions' list
+/// and [`CREDENTIAL_QUERY_PARAMETERS`]. Keys are matched after
+/// percent-decoding and without regard to ASCII case, so `%73ig` and `SIG`
+/// are `sig`.
+///
+/// The conventions redact only signatures, but a token in a query string
+/// is as much a credential as one in an `Authorization` header, which is
+/// never recorded; a redacted value costs a reader nothing but the secret.
+pub const DEFAULT_SENSITIVE_QUERY_PARAMETERS: [&str; 30] = concat(
+    CONVENTIONS_SENSITIVE_QUERY_PARAMETERS,
+    CREDENTIAL_QUERY_PARAMETERS,
+);
+
+/// `a` then `b`, as one array (`N` must be their total length).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N);
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 /// The `&`-separated pairs of a query, each with its key and value when it
 /// has an `=` (split at the first). One pass over the bytes per pair: a
