@@ -498,3 +498,76 @@ async fn secrets_are_never_recorded_by_default() {
         );
     }
 }
+
+/// Everything a span holds, as text: attributes and every event's.
+fn span_text(span: &SpanData) -> String {
+    let mut out = String::new();
+    for kv in span
+        .attributes
+        .iter()
+        .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
+    {
+        out.push_str(&format!("{}={}\n", kv.key, kv.value));
+    }
+    out
+}
+
+/// Each default sensitive key, plain and percent-encoded, in a URL that
+/// fails (so reqwest's error text quotes it) and in one that answers: no
+/// value reaches `url.full` or the `exception` event's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_query_values_never_reach_url_full_or_error_texts() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let addr = serve().await;
+    for key in otel_http_conventions::DEFAULT_SENSITIVE_QUERY_PARAMETERS {
+        let encoded: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+        for form in [key.to_owned(), encoded, key.to_ascii_uppercase()] {
+            for base in [
+                format!("http://user:pw-s3cr3t@{closed}/x"),
+                format!("http://{addr}/status/200"),
+            ] {
+                let t = TestTelemetry::new();
+                let url = format!("{base}?page=2&{form}=val-s3cr3t");
+                let _ = client(&t).get(&url).send().await;
+                let span = client_span(&t);
+                let text = span_text(&span);
+                assert!(!text.contains("s3cr3t"), "{url}:\n{text}");
+                assert!(text.contains(&format!("{form}=REDACTED")), "{url}:\n{text}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_keys_join_the_defaults_and_the_list_can_be_replaced() {
+    let addr = serve().await;
+    let url = format!("http://{addr}/status/200?otp=1&token=2&sig=3");
+    let recorded = |builder: otel_reqwest::OtelMiddlewareBuilder, t: TestTelemetry| {
+        let url = url.clone();
+        async move {
+            let c = ClientBuilder::new(reqwest::Client::new())
+                .with(builder.build())
+                .build();
+            c.get(&url).send().await.expect("response");
+            client_span(&t).attr_str("url.full")
+        }
+    };
+    let t = TestTelemetry::new();
+    let full = recorded(middleware(&t).sensitive_query_parameters(["otp"]), t).await;
+    assert!(
+        full.ends_with("?otp=REDACTED&token=REDACTED&sig=REDACTED"),
+        "{full}"
+    );
+    let t = TestTelemetry::new();
+    let full = recorded(
+        middleware(&t).replace_sensitive_query_parameters(
+            otel_http_conventions::CONVENTIONS_SENSITIVE_QUERY_PARAMETERS,
+        ),
+        t,
+    )
+    .await;
+    assert!(full.ends_with("?otp=1&token=2&sig=REDACTED"), "{full}");
+}
