@@ -129,7 +129,10 @@ async fn ten_thousand_values_of_every_header_make_no_new_series() {
 async fn garbage_is_never_recorded_as_an_address() {
     let nines = "9".repeat(5_000);
     let long_host = format!("{}.example", "a".repeat(10_000));
-    let cases: Vec<(Vec<(&str, String)>, Option<&str>)> = vec![
+    // Forwarding headers, and the client address to record (`None`: the
+    // socket's).
+    type Case<'a> = (Vec<(&'a str, String)>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (vec![("forwarded", format!("for={nines}"))], None),
         (
             vec![("x-forwarded-for", format!("{nines}, 10.0.0.1"))],
