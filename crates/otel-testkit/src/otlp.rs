@@ -567,6 +567,27 @@ impl OtlpReceiver {
         }
     }
 
+    /// Everything received (every trace, metric and log request, resources
+    /// included) as JSON text, one request per line: to search for what
+    /// must never be exported.
+    pub fn dump_json(&self) -> String {
+        fn lines<T: serde::Serialize>(list: &Mutex<Vec<T>>, out: &mut String) {
+            if let Ok(list) = list.lock() {
+                for item in list.iter() {
+                    if let Ok(text) = serde_json::to_string(item) {
+                        out.push_str(&text);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        let mut out = String::new();
+        lines(&self.store.traces, &mut out);
+        lines(&self.store.metrics, &mut out);
+        lines(&self.store.logs, &mut out);
+        out
+    }
+
     /// Every metric received, as sent (data points, temporality,
     /// aggregation), in arrival order.
     pub fn metric_data(&self) -> Vec<opentelemetry_proto::tonic::metrics::v1::Metric> {

@@ -30,8 +30,19 @@ pub fn stderr_file() -> (std::fs::File, std::path::PathBuf) {
 /// Starts user-service on `port` with no `OTEL_*` variable but `env`, and
 /// waits (30 s at most) until it listens.
 pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
+    start_service(env!("CARGO_BIN_EXE_e2e-user-service"), port, env)
+}
+
+/// Starts order-service the same way (`USER_SERVICE_URL` among `env`).
+pub fn start_order_service(port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
+    start_service(env!("CARGO_BIN_EXE_e2e-order-service"), port, env)
+}
+
+/// Starts the service `bin` on `port` with no `OTEL_*` variable but `env`,
+/// and waits (30 s at most) until it listens.
+pub fn start_service(bin: &str, port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
     let (stderr, path) = stderr_file();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-user-service"));
+    let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL_") {
             cmd.env_remove(k);
@@ -41,7 +52,6 @@ pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::pat
         .envs([
             ("PORT", port.to_string()),
             ("HOST", "127.0.0.1".into()),
-            ("OTEL_SERVICE_NAME", "user-service".into()),
             ("RUST_LOG", "warn".into()),
         ])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -49,7 +59,7 @@ pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::pat
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr))
         .spawn()
-        .expect("user-service starts");
+        .expect("the service starts");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -57,13 +67,13 @@ pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::pat
         }
         if let Ok(Some(status)) = child.try_wait() {
             let stderr = std::fs::read_to_string(&path).unwrap_or_default();
-            panic!("user-service exited ({status}) before listening:\n{stderr}");
+            panic!("{bin} exited ({status}) before listening:\n{stderr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("user-service did not listen");
+    panic!("{bin} did not listen");
 }
 
 /// Sends SIGTERM and waits for a successful exit (30 s at most); returns
