@@ -33,6 +33,15 @@
 //!   `network.peer.address`, `network.peer.port`,
 //!   `network.protocol.version`, `user_agent.original`, and `error.type`.
 //!   Integers are integers. Attributes are built only for recorded spans.
+//! - Safe by default: `url.query` redacts the values of
+//!   [`DEFAULT_SENSITIVE_QUERY_PARAMETERS`](otel_http_conventions::DEFAULT_SENSITIVE_QUERY_PARAMETERS)
+//!   (the conventions' signature keys and the usual credential names,
+//!   matched after percent-decoding, in any case), and so does any URL
+//!   quoted in a recorded error message. `url.scheme`, a metric attribute,
+//!   is only `http` or `https`: a forwarded scheme that is neither is not
+//!   believed. `client.address` and `server.address` are recorded only when
+//!   they are an IP address or a host name of legal length; otherwise the
+//!   socket's address, or the next source, is used.
 //! - Status: 5xx (and codes outside 100..=599) set the span status to error
 //!   with `error.type` = the code; 4xx does not. A request that fails after
 //!   its head was sent is an error too, keeping its status code.
