@@ -287,31 +287,21 @@ pub(crate) fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, TraceF
     ))
 }
 
-/// `(lcalpha / DIGIT) 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@")`,
-/// with the Level 1 multi-tenant form `tenant@system` (at most one `@`, a
-/// system id of at most 14 characters starting with a lowercase letter).
+/// Trace Context Level 2's `key`: a lowercase letter or a digit, then up to
+/// 255 of lowercase letters, digits, `_`, `-`, `*`, `/` and `@` (Level 1's
+/// tenant and system parts, with their own bounds, are one production now).
 fn valid_tracestate_key(key: &str) -> bool {
     let b = key.as_bytes();
-    if b.is_empty() || b.len() > MAX_TRACESTATE_KEY_LEN {
+    let Some((&first, rest)) = b.split_first() else {
         return false;
-    }
-    if !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
-        return false;
-    }
-    let key_char = |c: u8| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
     };
-    match key.split_once('@') {
-        None => b.iter().all(|&c| key_char(c)),
-        Some((tenant, system)) => {
-            tenant.len() <= 241
-                && tenant.bytes().all(key_char)
-                && !system.is_empty()
-                && system.len() <= 14
-                && system.as_bytes()[0].is_ascii_lowercase()
-                && system.bytes().all(key_char)
-        }
-    }
+    b.len() <= MAX_TRACESTATE_KEY_LEN
+        && (first.is_ascii_lowercase() || first.is_ascii_digit())
+        && rest.iter().all(|&c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
+        })
 }
 
 /// Up to 256 printable ASCII characters except `,` and `=`, the last not a
@@ -341,11 +331,11 @@ pub(crate) fn parse_tracestate<'a>(lines: &[&'a str]) -> Option<Vec<(&'a str, &'
         if !valid_tracestate_key(key) || !valid_tracestate_value(value) {
             return None;
         }
-        // A key may appear only once.
-        if members.iter().any(|(k, _)| *k == key) {
-            return None;
+        // A key appears once: a later duplicate is dropped, the first kept
+        // (the specification allows discarding duplicates, not the rest).
+        if !members.iter().any(|(k, _)| *k == key) {
+            members.push((key, value));
         }
-        members.push((key, value));
     }
     if members.is_empty() {
         None
@@ -569,7 +559,13 @@ mod tests {
             (vec!["foo=,bar=3".into()], "".into()),
             (vec!["foo".into()], "".into()),
             (vec!["Foo=1".into()], "".into()),
-            (vec!["foo=1,foo=2".into()], "".into()),
+            // A duplicate key: the first kept, the rest of the list too.
+            (vec!["foo=1,foo=2".into()], "foo=1".into()),
+            (
+                vec!["foo=1,bar=2,foo=3,baz=4".into()],
+                "foo=1,bar=2,baz=4".into(),
+            ),
+            (vec!["foo=1".into(), "foo=1".into()], "foo=1".into()),
             // Trailing white space is list OWS, not part of the value.
             (vec!["foo=bar ".into()], "foo=bar".into()),
             (vec!["foo=b\u{7f}r".into()], "".into()),
@@ -579,9 +575,17 @@ mod tests {
                 vec![format!("{}=1", "k".repeat(256))],
                 format!("{}=1", "k".repeat(256)),
             ),
-            (vec!["foo@=1".into()], "".into()),
+            // Level 2 keys: `@` anywhere but first, any number of times.
+            (vec!["foo@=1".into()], "foo@=1".into()),
             (vec!["@foo=1".into()], "".into()),
-            (vec!["foo@bar@baz=1".into()], "".into()),
+            (vec!["foo@bar@baz=1".into()], "foo@bar@baz=1".into()),
+            (vec!["foo@@bar=1".into()], "foo@@bar=1".into()),
+            (vec!["1foo=1".into()], "1foo=1".into()),
+            (vec!["_foo=1".into()], "".into()),
+            (
+                vec![format!("{}@v=1", "t".repeat(242))],
+                format!("{}@v=1", "t".repeat(242)),
+            ),
             (
                 vec![format!("{long_vendor_key}=1")],
                 format!("{long_vendor_key}=1"),
@@ -594,6 +598,34 @@ mod tests {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             assert_eq!(state(&refs), want, "tracestate {lines:?}");
         }
+    }
+
+    /// Every byte at every position of a key (first, middle, last, and the
+    /// 256th): allowed exactly when Level 2's grammar allows it.
+    #[test]
+    fn f9_level2_key_every_byte_at_every_position() {
+        let keychar = |c: u8| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
+        };
+        let first = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        for len in [1usize, 2, 3, 255, 256] {
+            for pos in [0, len / 2, len - 1] {
+                for c in 0x21u8..=0x7e {
+                    if matches!(c, b',' | b'=') {
+                        continue;
+                    }
+                    let mut key = vec![b'a'; len];
+                    key[pos] = c;
+                    let key = String::from_utf8(key).expect("ascii");
+                    let want = if pos == 0 { first(c) } else { keychar(c) };
+                    assert_eq!(valid_tracestate_key(&key), want, "{c:?} at {pos} of {len}");
+                }
+            }
+        }
+        assert!(!valid_tracestate_key(&"a".repeat(257)));
+        assert!(!valid_tracestate_key(""));
     }
 
     #[test]

@@ -128,3 +128,70 @@ fn fields_cover_every_header_read() {
     fields.sort_unstable();
     assert_eq!(fields, ["baggage", "traceparent", "tracestate"]);
 }
+
+/// A Level 2 tracestate member: key and value as the grammar allows them,
+/// mostly short, sometimes up to the 256-character bounds.
+fn tracestate_member() -> impl Strategy<Value = (String, String)> {
+    let value = |n: usize| {
+        proptest::string::string_regex(&format!(
+            "[\\x20-\\x2b\\x2d-\\x3c\\x3e-\\x7e]{{0,{n}}}[\\x21-\\x2b\\x2d-\\x3c\\x3e-\\x7e]"
+        ))
+        .expect("value regex")
+    };
+    prop_oneof![
+        4 => ("[a-z0-9][a-z0-9_*/@-]{0,15}", value(15)),
+        1 => ("[a-z0-9][a-z0-9_*/@-]{0,255}", value(255)),
+    ]
+}
+
+/// A tenth of the usual cases: each holds up to 32 members.
+fn tracestate_config() -> ProptestConfig {
+    ProptestConfig::with_cases((config().cases / 10).max(1))
+}
+
+proptest! {
+    #![proptest_config(tracestate_config())]
+
+    /// Any valid Level 2 tracestate (up to 32 members, unique keys, spread
+    /// over several lines with optional white space and empty members) is
+    /// sent on unchanged, member for member, in order.
+    #[test]
+    fn valid_level2_tracestate_is_sent_on_unchanged(
+        members in prop::collection::vec(tracestate_member(), 1..=32),
+        ows in prop::collection::vec("[ \t]{0,2}", 64),
+        lines in 1usize..4,
+        empties in prop::collection::vec(any::<bool>(), 32),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let members: Vec<(String, String)> =
+            members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+        let want: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Split into header lines, with white space and empty members.
+        let per_line = want.len().div_ceil(lines);
+        let mut all: Vec<(&'static str, Vec<u8>)> = vec![(
+            "traceparent",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec(),
+        )];
+        for (li, chunk) in want.chunks(per_line).enumerate() {
+            let mut line = String::new();
+            for (i, m) in chunk.iter().enumerate() {
+                let n = li * per_line + i;
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(&ows[(2 * n) % 64]);
+                line.push_str(m);
+                line.push_str(&ows[(2 * n + 1) % 64]);
+                if empties[n % 32] {
+                    line.push_str(", ");
+                }
+            }
+            all.push(("tracestate", line.into_bytes()));
+        }
+        let cx = extract_with(&default_propagator(), &headers(&all));
+        let mut out = HeaderMap::new();
+        inject_with(&default_propagator(), &cx, &mut out);
+        let sent = out.get("tracestate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        prop_assert_eq!(sent, want.join(","));
+    }
+}
