@@ -15,22 +15,26 @@ pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 /// The most bytes, all `baggage` lines combined, a platform must propagate.
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 
-/// Characters percent-encoded in a value: everything outside `baggage-octet`.
+/// Characters percent-encoded in a value: what `baggage-octet` excludes
+/// (controls, space, `"`, `,`, `;`, `\\` and non-ASCII) and `%`, which the
+/// specification requires encoded. Nothing else: `=` and the rest of
+/// printable ASCII are legal as they are, and encoding them would make a
+/// legal header longer, past the 8,192-byte limit.
 const VALUE_ENCODE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b',')
     .add(b';')
     .add(b'\\')
-    .add(b'%')
-    .add(b'=');
+    .add(b'%');
 
 /// Propagates [`Baggage`](opentelemetry::baggage::Baggage) in the W3C Baggage
 /// format.
 ///
-/// Extraction reads every `baggage` header line, keeps members in order while
-/// there are at most 64 of them and their combined length is at most 8192
-/// bytes, and drops the rest as whole members, never a part of one. A member
+/// Extraction reads every `baggage` header line, in order, keeps members
+/// while there are at most 64 of them and their combined length is at most
+/// 8192 bytes, and drops the rest as whole members, never a part of one: the
+/// first members are the ones kept. A member
 /// whose key is not an RFC 7230 token, or that has no `=`, is skipped on its
 /// own. Values are percent-decoded; invalid UTF-8 becomes U+FFFD. Parsing
 /// stops once the limits are reached, so a hostile 1 MB header costs no more
@@ -38,6 +42,12 @@ const VALUE_ENCODE: &AsciiSet = &CONTROLS
 ///
 /// Extracted baggage **replaces** the baggage of the context it is extracted
 /// into; it is never merged, so baggage cannot leak between requests.
+///
+/// **Order.** The members' order is not kept on the way out: the API's
+/// `Baggage` is a map, and W3C Baggage gives the order of list members no
+/// meaning. A key given twice keeps its last value. Injection encodes only
+/// what the grammar requires, so a legal header of up to 8,192 bytes goes
+/// out whole and within the limit (a property test holds this).
 ///
 /// # Example
 ///
@@ -325,6 +335,27 @@ mod tests {
         let back = extract(header);
         assert_eq!(get(&back, "user").as_deref(), Some("alice smith,=;%"));
         assert_eq!(get(&back, "n").as_deref(), Some("\u{20ac}"));
+    }
+
+    /// `=` is a baggage octet: sent as it is, so a legal 8,192-byte header
+    /// of such values is not pushed over the limit and dropped.
+    #[test]
+    fn equals_sign_is_sent_as_it_is_and_a_full_header_stays_whole() {
+        let cx = Context::new().with_baggage(vec![KeyValueMetadata::new("q", "a=b==", "")]);
+        let mut out = HashMap::new();
+        BaggagePropagator::new().inject_context(&cx, &mut out);
+        assert_eq!(out["baggage"], "q=a=b==");
+        // 8 members of 1,023 bytes each, joined by commas: 8,191 bytes.
+        let members: Vec<String> = (0..8)
+            .map(|i| format!("k{i}={}", "=".repeat(1_023 - 3)))
+            .collect();
+        let header = members.join(",");
+        assert!(header.len() <= MAX_BAGGAGE_BYTES, "{}", header.len());
+        let mut out = HashMap::new();
+        BaggagePropagator::new().inject_context(&extract(&header), &mut out);
+        let sent = &out["baggage"];
+        assert_eq!(sent.len(), header.len());
+        assert_eq!(sent.split(',').count(), 8);
     }
 
     #[test]

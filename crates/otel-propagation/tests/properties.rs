@@ -195,3 +195,85 @@ proptest! {
         prop_assert_eq!(sent, want.join(","));
     }
 }
+
+/// A baggage value as W3C Baggage writes it: a UTF-8 string, percent-encoded
+/// where the grammar asks, and sometimes where it need not.
+fn baggage_value() -> impl Strategy<Value = String> {
+    "[ -~\u{e9}\u{20ac}]{0,40}".prop_map(|raw| {
+        let mut out = String::new();
+        for c in raw.chars() {
+            match c {
+                ' ' | '"' | ',' | ';' | '\\' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+                'a' => out.push_str("%61"), // needlessly encoded: legal
+                c if c.is_ascii() => out.push(c),
+                c => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Whether `header` is a valid W3C baggage header: members of a token key,
+/// `=`, baggage octets, and properties, separated by commas.
+fn valid_baggage(header: &str) -> bool {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let octet = |b: u8| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e);
+    header.split(',').all(|member| {
+        let head = member.split(';').next().unwrap_or("");
+        match head.split_once('=') {
+            Some((k, v)) => !k.is_empty() && k.bytes().all(tchar) && v.bytes().all(octet),
+            None => false,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(tracestate_config())]
+
+    /// Any valid baggage header of up to 8,192 bytes and 64 members goes
+    /// out valid, within the limit, with every member and its value.
+    #[test]
+    fn valid_baggage_goes_out_valid_whole_and_within_the_limit(
+        members in prop::collection::vec(("[a-zA-Z0-9!#$&'*+.^_`|~-]{1,12}", baggage_value()), 1..=64),
+        pad in 0usize..8_000,
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let mut members: Vec<(String, String)> =
+            members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+        // Pad the first value with `=` (a legal octet) toward the limit.
+        let mut header = String::new();
+        let fixed: usize = members.iter().map(|(k, v)| k.len() + 1 + v.len()).sum::<usize>()
+            + members.len() - 1;
+        let room = 8_192usize.saturating_sub(fixed);
+        members[0].1.push_str(&"=".repeat(pad.min(room)));
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                header.push(',');
+            }
+            header.push_str(&format!("{k}={v}"));
+        }
+        prop_assume!(header.len() <= 8_192);
+        let mut h = HeaderMap::new();
+        h.insert("baggage", HeaderValue::from_str(&header).expect("ascii"));
+        let cx = extract_with(&default_propagator(), &h);
+        let mut out = HeaderMap::new();
+        inject_with(&default_propagator(), &cx, &mut out);
+        let sent = out.get("baggage").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        prop_assert!(sent.len() <= 8_192, "{} bytes", sent.len());
+        prop_assert!(valid_baggage(&sent), "{sent}");
+        let back = extract_with(&default_propagator(), &out);
+        for (k, v) in &members {
+            let want = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            prop_assert_eq!(
+                back.baggage().get(k.as_str()).map(|x| x.as_str().to_owned()),
+                Some(want),
+                "{}", k
+            );
+        }
+    }
+}
