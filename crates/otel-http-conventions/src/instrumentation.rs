@@ -91,6 +91,12 @@ pub struct CommonOptions {
     pub active_requests: bool,
     /// Record body sizes.
     pub body_size: bool,
+    /// Whether new traces get Trace Context Level 2's random flag; `None`:
+    /// yes unless the tracer provider is known to use an id generator other
+    /// than the SDK's random one.
+    pub random_trace_ids: Option<bool>,
+    /// What is known of the given provider's trace ids (set with it).
+    pub provider_random_ids: Option<bool>,
 }
 
 impl fmt::Debug for CommonOptions {
@@ -139,6 +145,8 @@ pub struct Resolved {
     pub sampling_attributes: bool,
     /// Record body sizes.
     pub body_size: bool,
+    /// New traces carry Trace Context Level 2's random flag.
+    pub random_trace_ids: bool,
 }
 
 /// The instrumentation scope of a crate: its name, version and the
@@ -156,7 +164,9 @@ impl CommonOptions {
     where
         P: ObjectSafeTracerProvider + ?Sized,
     {
-        self.tracer = Some(provider_tracer(provider, scope));
+        let (tracer, random) = provider_tracer(provider, scope);
+        self.tracer = Some(tracer);
+        self.provider_random_ids = random;
     }
 
     /// Uses `provider` for metrics.
@@ -175,10 +185,13 @@ impl CommonOptions {
             Side::Server => (env::SERVER_REQUEST, env::SERVER_RESPONSE),
             Side::Client => (env::CLIENT_REQUEST, env::CLIENT_RESPONSE),
         };
-        let tracer = match self.tracer {
-            Some(t) => t,
+        let (tracer, known_random) = match self.tracer {
+            Some(t) => (t, self.provider_random_ids),
             None => global_tracer(scope.clone()),
         };
+        // The SDK's default id generator is random: unless told or shown
+        // otherwise, new traces are marked so.
+        let random_trace_ids = self.random_trace_ids.or(known_random).unwrap_or(true);
         let meter = self
             .meter
             .unwrap_or_else(|| global::meter_provider().meter_with_scope(scope));
@@ -196,6 +209,7 @@ impl CommonOptions {
             known_methods: self.known_methods.unwrap_or_else(KnownMethods::from_env),
             sampling_attributes: self.sampling_attributes,
             body_size: self.body_size,
+            random_trace_ids,
         }
     }
 }

@@ -23,8 +23,8 @@ thread_local! {
     /// Set while [`global_tracer`] asks the global provider for a tracer.
     static WANTED: Cell<bool> = const { Cell::new(false) };
     /// Where an [`InstalledTracerProvider`] asked by [`global_tracer`] leaves
-    /// its SDK tracer.
-    static HANDED_OVER: RefCell<Option<SdkTracer>> = const { RefCell::new(None) };
+    /// its SDK tracer, and whether its trace ids are random.
+    static HANDED_OVER: RefCell<Option<(SdkTracer, bool)>> = const { RefCell::new(None) };
 }
 
 /// An SDK tracer provider, to install as the global one in place of the
@@ -50,12 +50,45 @@ thread_local! {
 /// # let _ = provider.shutdown();
 /// ```
 #[derive(Clone, Debug)]
-pub struct InstalledTracerProvider(SdkTracerProvider);
+pub struct InstalledTracerProvider {
+    provider: SdkTracerProvider,
+    random_ids: bool,
+}
 
 impl InstalledTracerProvider {
     /// Wraps `provider` for installing as the global provider.
     pub fn new(provider: SdkTracerProvider) -> Self {
-        InstalledTracerProvider(provider)
+        // The SDK keeps its id generator to itself; its description names it.
+        // Only the SDK's own `RandomIdGenerator` promises random trace ids
+        // (Trace Context Level 2's random flag); any other is not trusted to.
+        let random_ids = format!("{provider:?}").contains("id_generator: RandomIdGenerator");
+        InstalledTracerProvider {
+            provider,
+            random_ids,
+        }
+    }
+
+    /// Whether the provider's trace ids are random (its id generator is the
+    /// SDK's `RandomIdGenerator`, the default): new traces then carry the
+    /// random flag.
+    ///
+    /// ```
+    /// use opentelemetry_sdk::trace::{IdGenerator, SdkTracerProvider};
+    /// use otel_http_conventions::InstalledTracerProvider;
+    ///
+    /// assert!(InstalledTracerProvider::new(SdkTracerProvider::builder().build()).random_trace_ids());
+    ///
+    /// #[derive(Debug)]
+    /// struct Sequential;
+    /// impl IdGenerator for Sequential {
+    ///     fn new_trace_id(&self) -> opentelemetry::trace::TraceId { 1u128.into() }
+    ///     fn new_span_id(&self) -> opentelemetry::trace::SpanId { 1u64.into() }
+    /// }
+    /// let custom = SdkTracerProvider::builder().with_id_generator(Sequential).build();
+    /// assert!(!InstalledTracerProvider::new(custom).random_trace_ids());
+    /// ```
+    pub fn random_trace_ids(&self) -> bool {
+        self.random_ids
     }
 }
 
@@ -63,9 +96,9 @@ impl TracerProvider for InstalledTracerProvider {
     type Tracer = SdkTracer;
 
     fn tracer_with_scope(&self, scope: InstrumentationScope) -> SdkTracer {
-        let tracer = self.0.tracer_with_scope(scope);
+        let tracer = self.provider.tracer_with_scope(scope);
         if WANTED.get() {
-            HANDED_OVER.set(Some(tracer.clone()));
+            HANDED_OVER.set(Some((tracer.clone(), self.random_ids)));
         }
         tracer
     }
@@ -73,13 +106,18 @@ impl TracerProvider for InstalledTracerProvider {
 
 /// A tracer for `scope` from the global provider: the SDK's own if the
 /// global provider is an [`InstalledTracerProvider`], else through the API.
-pub(crate) fn global_tracer(scope: InstrumentationScope) -> HttpTracer {
+/// With it, whether its trace ids are known to be random (`None`: unknown).
+pub(crate) fn global_tracer(scope: InstrumentationScope) -> (HttpTracer, Option<bool>) {
     provider_tracer(&global::tracer_provider(), scope)
 }
 
 /// A tracer for `scope` from `provider`: the SDK's own if `provider` is (or
-/// forwards to) an [`InstalledTracerProvider`], else through the API.
-pub(crate) fn provider_tracer<P>(provider: &P, scope: InstrumentationScope) -> HttpTracer
+/// forwards to) an [`InstalledTracerProvider`], else through the API; and
+/// whether its trace ids are known to be random.
+pub(crate) fn provider_tracer<P>(
+    provider: &P,
+    scope: InstrumentationScope,
+) -> (HttpTracer, Option<bool>)
 where
     P: ObjectSafeTracerProvider + ?Sized,
 {
@@ -88,8 +126,8 @@ where
     let boxed = provider.boxed_tracer(scope);
     WANTED.set(false);
     match HANDED_OVER.take() {
-        Some(sdk) => HttpTracer::Sdk(sdk),
-        None => HttpTracer::Boxed(BoxedTracer::new(boxed)),
+        Some((sdk, random)) => (HttpTracer::Sdk(sdk), Some(random)),
+        None => (HttpTracer::Boxed(BoxedTracer::new(boxed)), None),
     }
 }
 
@@ -189,6 +227,38 @@ impl HttpSpan {
             }
             span => parent.with_span(span),
         }
+    }
+
+    /// [`into_context`](Self::into_context) for a request's span: when the
+    /// span starts a new trace (`parent` has no span) and `random_trace_ids`
+    /// says the ids are random, the trace is marked with
+    /// [`otel_propagation::RandomTraceId`], so every `traceparent` sent for
+    /// it carries Trace Context Level 2's random flag, sampled or not.
+    ///
+    /// ```
+    /// use opentelemetry::propagation::TextMapPropagator;
+    /// use opentelemetry::trace::{SpanBuilder, Tracer, TracerProvider as _};
+    /// use opentelemetry::Context;
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use otel_http_conventions::HttpTracer;
+    /// use std::collections::HashMap;
+    ///
+    /// let tracer = HttpTracer::Sdk(SdkTracerProvider::builder().build().tracer("doc"));
+    /// let span = tracer.build_with_context(SpanBuilder::from_name("GET /"), &Context::new());
+    /// let cx = span.into_request_context(&Context::new(), true);
+    /// let mut out = HashMap::new();
+    /// otel_propagation::TraceContextPropagator::new().inject_context(&cx, &mut out);
+    /// assert!(out["traceparent"].ends_with("-03"), "sampled and random");
+    /// ```
+    pub fn into_request_context(self, parent: &Context, random_trace_ids: bool) -> Context {
+        if random_trace_ids && !parent.has_active_span() {
+            let trace_id = self.span_context().trace_id();
+            if trace_id != opentelemetry::trace::TraceId::INVALID {
+                return self
+                    .into_context(&otel_propagation::with_random_trace_id(parent, trace_id));
+            }
+        }
+        self.into_context(parent)
     }
 }
 

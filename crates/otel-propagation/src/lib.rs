@@ -60,7 +60,10 @@ mod baggage;
 mod trace_context;
 
 pub use baggage::{BaggagePropagator, BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
-pub use trace_context::{TraceContextPropagator, TRACEPARENT_HEADER, TRACESTATE_HEADER};
+pub use trace_context::{
+    with_random_trace_id, RandomTraceId, TraceContextPropagator, TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+};
 
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
@@ -439,5 +442,103 @@ mod tests {
         HeaderInjector(&mut headers).set("traceparent", TP.to_string());
         assert_eq!(headers.get_all("traceparent").iter().count(), 1);
         assert_eq!(headers["traceparent"], TP);
+    }
+}
+
+/// Wraps a propagator that reads every bit of the trace flags as its own
+/// (B3 reads `0x02`, Trace Context Level 2's random flag, as its private
+/// "deferred" flag) so that it sees only the sampled bit, in both
+/// directions: it injects the sampling decision and nothing else, and what
+/// it extracts carries no other flag for a Trace Context propagator to send
+/// on as the random flag.
+///
+/// ```
+/// use opentelemetry::propagation::TextMapPropagator;
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+/// use opentelemetry::Context;
+/// use otel_propagation::SampledFlagOnly;
+/// use std::collections::HashMap;
+///
+/// /// A stand-in that writes the flags it sees.
+/// #[derive(Debug)]
+/// struct Flags;
+/// impl TextMapPropagator for Flags {
+///     fn inject_context(&self, cx: &Context, injector: &mut dyn opentelemetry::propagation::Injector) {
+///         injector.set("flags", cx.span().span_context().trace_flags().to_u8().to_string());
+///     }
+///     fn extract_with_context(&self, cx: &Context, _: &dyn opentelemetry::propagation::Extractor) -> Context {
+///         cx.clone()
+///     }
+///     fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+///         opentelemetry::propagation::text_map_propagator::FieldIter::new(&[])
+///     }
+/// }
+///
+/// let sc = SpanContext::new(TraceId::from(1u128), SpanId::from(1u64), TraceFlags::new(0x03), true, TraceState::NONE);
+/// let cx = Context::new().with_remote_span_context(sc);
+/// let mut out = HashMap::new();
+/// SampledFlagOnly::new(Flags).inject_context(&cx, &mut out);
+/// assert_eq!(out["flags"], "1");
+/// ```
+#[derive(Debug, Clone)]
+pub struct SampledFlagOnly<P>(P);
+
+impl<P> SampledFlagOnly<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P) -> Self {
+        SampledFlagOnly(inner)
+    }
+}
+
+/// `sc` with every flag but the sampled one cleared.
+fn sampled_only(sc: &opentelemetry::trace::SpanContext) -> opentelemetry::trace::SpanContext {
+    opentelemetry::trace::SpanContext::new(
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags() & opentelemetry::trace::TraceFlags::SAMPLED,
+        sc.is_remote(),
+        sc.trace_state().clone(),
+    )
+}
+
+impl<P: TextMapPropagator> TextMapPropagator for SampledFlagOnly<P> {
+    fn inject_context(
+        &self,
+        cx: &Context,
+        injector: &mut dyn opentelemetry::propagation::Injector,
+    ) {
+        use opentelemetry::trace::TraceContextExt;
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_valid() && sc.trace_flags().to_u8() & !0x01 != 0 {
+            let masked = cx.with_remote_span_context(sampled_only(sc));
+            self.0.inject_context(&masked, injector);
+        } else {
+            self.0.inject_context(cx, injector);
+        }
+    }
+
+    fn extract_with_context(
+        &self,
+        cx: &Context,
+        extractor: &dyn opentelemetry::propagation::Extractor,
+    ) -> Context {
+        use opentelemetry::trace::TraceContextExt;
+        let out = self.0.extract_with_context(cx, extractor);
+        let masked = {
+            let (before, after) = (cx.span(), out.span());
+            let (before, after) = (before.span_context(), after.span_context());
+            // Only what this propagator extracted itself is masked.
+            (after.is_valid() && after != before && after.trace_flags().to_u8() & !0x01 != 0)
+                .then(|| sampled_only(after))
+        };
+        match masked {
+            Some(sc) => out.with_remote_span_context(sc),
+            None => out,
+        }
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        self.0.fields()
     }
 }

@@ -90,6 +90,40 @@ struct RawTraceState {
     header: String,
 }
 
+/// A context value saying that one trace's id is random (Trace Context
+/// Level 2's random flag): every `traceparent` this propagator sends for that
+/// trace carries the flag, whatever the span in the context says.
+///
+/// It exists because the SDK writes default flags (none) for a span it drops,
+/// so a sampled-out request's context would lose the flag it came in with,
+/// and because the SDK never sets the flag on a trace it starts. The
+/// propagator adds it when it extracts a `traceparent` with the flag; an
+/// instrumentation that starts a trace with random ids adds it with
+/// [`with_random_trace_id`]. (An SDK that kept the parent's random flag on
+/// every span it starts, and set it on new traces from a random id
+/// generator, would make this unnecessary.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RandomTraceId(pub TraceId);
+
+/// `cx` with `trace_id` marked as random: see [`RandomTraceId`].
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+/// use opentelemetry::propagation::TextMapPropagator;
+/// use opentelemetry::Context;
+/// use std::collections::HashMap;
+///
+/// let id = TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128);
+/// let sc = SpanContext::new(id, SpanId::from(7u64), TraceFlags::SAMPLED, false, TraceState::NONE);
+/// let cx = otel_propagation::with_random_trace_id(&Context::new().with_remote_span_context(sc), id);
+/// let mut out = HashMap::new();
+/// otel_propagation::TraceContextPropagator::new().inject_context(&cx, &mut out);
+/// assert!(out["traceparent"].ends_with("-03"));
+/// ```
+pub fn with_random_trace_id(cx: &Context, trace_id: TraceId) -> Context {
+    cx.with_value(RandomTraceId(trace_id))
+}
+
 impl TextMapPropagator for TraceContextPropagator {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
         let span = cx.span();
@@ -97,7 +131,13 @@ impl TextMapPropagator for TraceContextPropagator {
         if !sc.is_valid() {
             return;
         }
-        let flags = sc.trace_flags().to_u8() & KNOWN_FLAGS;
+        let mut flags = sc.trace_flags().to_u8() & KNOWN_FLAGS;
+        if cx
+            .get::<RandomTraceId>()
+            .is_some_and(|r| r.0 == sc.trace_id())
+        {
+            flags |= FLAG_RANDOM;
+        }
         injector.set(
             TRACEPARENT_HEADER,
             format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), flags),
@@ -159,8 +199,16 @@ pub(crate) fn extract_lines<'a>(
         None => TraceState::NONE,
     };
 
+    let random = flags.to_u8() & FLAG_RANDOM != 0;
     let sc = SpanContext::new(trace_id, span_id, flags, true, trace_state);
     let cx = cx.with_remote_span_context(sc);
+    // The random flag is kept for every span of this trace made here, even
+    // one the SDK drops: see `RandomTraceId`.
+    let cx = if random {
+        cx.with_value(RandomTraceId(trace_id))
+    } else {
+        cx
+    };
     match raw_state {
         Some(raw) => cx.with_value(raw),
         None => cx,

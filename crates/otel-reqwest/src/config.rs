@@ -161,6 +161,17 @@ impl OtelMiddlewareBuilder {
         self
     }
 
+    /// Whether a trace started here (no incoming or current context) carries
+    /// Trace Context Level 2's random flag in every `traceparent` sent for
+    /// it. Default: yes, as the SDK's default id generator is random, unless
+    /// the global provider is an `InstalledTracerProvider` (as otel-setup
+    /// installs it) whose id generator is another; set `false` for a
+    /// provider given in code whose trace ids are not random.
+    pub fn random_trace_ids(mut self, random: bool) -> Self {
+        self.common.random_trace_ids = Some(random);
+        self
+    }
+
     /// Exactly these sensitive query keys, replacing the default list; pass
     /// [`CONVENTIONS_SENSITIVE_QUERY_PARAMETERS`](otel_http_conventions::CONVENTIONS_SENSITIVE_QUERY_PARAMETERS)
     /// for the semantic conventions' own, or nothing to redact no value.

@@ -277,7 +277,11 @@ impl Middleware for OtelMiddleware {
                     span.set_attribute(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, size as i64));
                 }
             }
-            (span.into_context(&parent), recording, request_body_size)
+            (
+                span.into_request_context(&parent, config.common.random_trace_ids),
+                recording,
+                request_body_size,
+            )
         };
 
         if config

@@ -341,7 +341,8 @@ async fn b6_each_retry_is_a_span_with_resend_count() {
     );
     assert_eq!(
         second_tp,
-        format!("00-{}-{}-01", second.trace_id(), second.span_id()),
+        // A new trace with random ids: sampled and random (Level 2).
+        format!("00-{}-{}-03", second.trace_id(), second.span_id()),
         "each attempt carries its own span id"
     );
 }
@@ -380,7 +381,8 @@ async fn unsampled_request_propagates_without_recording() {
         .text()
         .await
         .expect("body");
-    assert!(body.starts_with("00-") && body.contains("-00|"), "{body}");
+    // Not sampled, and a new trace with random ids: the random flag alone.
+    assert!(body.starts_with("00-") && body.contains("-02|"), "{body}");
     assert!(t.spans().is_empty());
     assert_eq!(t.histogram("http.client.request.duration").len(), 1);
 }

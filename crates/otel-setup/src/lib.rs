@@ -912,16 +912,18 @@ fn propagator(names: &[String]) -> TextMapCompositePropagator {
             match name.as_str() {
                 "tracecontext" => Some(Box::new(otel_propagation::TraceContextPropagator::new())),
                 "baggage" => Some(Box::new(otel_propagation::BaggagePropagator::new())),
-                "b3" => Some(Box::new(
+                // B3 reads flag 0x02 (Trace Context's random flag) as its
+                // own "deferred": it sees only the sampled bit.
+                "b3" => Some(Box::new(otel_propagation::SampledFlagOnly::new(
                     opentelemetry_propagator_b3::Propagator::with_encoding(
                         opentelemetry_propagator_b3::B3Encoding::SingleHeader,
                     ),
-                )),
-                "b3multi" => Some(Box::new(
+                ))),
+                "b3multi" => Some(Box::new(otel_propagation::SampledFlagOnly::new(
                     opentelemetry_propagator_b3::Propagator::with_encoding(
                         opentelemetry_propagator_b3::B3Encoding::MultipleHeader,
                     ),
-                )),
+                ))),
                 _ => None,
             }
         })
@@ -1024,6 +1026,25 @@ impl Telemetry {
     /// What was applied, with every warning.
     pub fn effective_config(&self) -> &EffectiveConfig {
         &self.config
+    }
+
+    /// The text-map propagator `OTEL_PROPAGATORS` configures (the one
+    /// installed globally unless [`TelemetryBuilder::local`] was used), for
+    /// instrumentation that takes one explicitly.
+    ///
+    /// ```
+    /// let telemetry = otel_setup::Telemetry::builder()
+    ///     .env_map([("OTEL_PROPAGATORS", "tracecontext,b3"), ("OTEL_TRACES_EXPORTER", "none"), ("OTEL_METRICS_EXPORTER", "none")])
+    ///     .local()
+    ///     .install()
+    ///     .expect("telemetry");
+    /// use opentelemetry::propagation::TextMapPropagator;
+    /// let propagator = telemetry.propagator();
+    /// let fields: Vec<&str> = propagator.fields().collect();
+    /// assert!(fields.contains(&"traceparent") && fields.contains(&"b3"));
+    /// ```
+    pub fn propagator(&self) -> TextMapCompositePropagator {
+        propagator(&self.config.propagators)
     }
 
     /// Where `OTEL_METRICS_EXPORTER=prometheus` serves `/metrics` (the

@@ -230,7 +230,7 @@ impl RequestState {
                 span.set_attributes(captured);
             }
         }
-        let cx = span.into_context(&parent);
+        let cx = span.into_request_context(&parent, config.common.random_trace_ids);
         if recording {
             if let Some(hook) = &config.request_hook {
                 hook(&cx.span(), head);
