@@ -58,10 +58,7 @@ pub struct InstalledTracerProvider {
 impl InstalledTracerProvider {
     /// Wraps `provider` for installing as the global provider.
     pub fn new(provider: SdkTracerProvider) -> Self {
-        // The SDK keeps its id generator to itself; its description names it.
-        // Only the SDK's own `RandomIdGenerator` promises random trace ids
-        // (Trace Context Level 2's random flag); any other is not trusted to.
-        let random_ids = format!("{provider:?}").contains("id_generator: RandomIdGenerator");
+        let random_ids = random_ids_of(&provider).unwrap_or(true);
         InstalledTracerProvider {
             provider,
             random_ids,
@@ -102,6 +99,17 @@ impl TracerProvider for InstalledTracerProvider {
         }
         tracer
     }
+}
+
+/// Whether a provider's trace ids are random, when its description says:
+/// the SDK keeps its id generator to itself, but its `Debug` names it. Only
+/// the SDK's own `RandomIdGenerator` promises random ids (Trace Context
+/// Level 2's random flag); any other is not trusted to. `None` for a
+/// provider that does not describe an id generator.
+pub(crate) fn random_ids_of<P: fmt::Debug + ?Sized>(provider: &P) -> Option<bool> {
+    let text = format!("{provider:?}");
+    let at = text.find("id_generator: ")?;
+    Some(text[at..].starts_with("id_generator: RandomIdGenerator"))
 }
 
 /// A tracer for `scope` from the global provider: the SDK's own if the

@@ -241,9 +241,10 @@ impl OtelLayerBuilder {
     /// Whether a trace started here (no incoming or current context) carries
     /// Trace Context Level 2's random flag in every `traceparent` sent for
     /// it. Default: yes, as the SDK's default id generator is random, unless
-    /// the global provider is an `InstalledTracerProvider` (as otel-setup
-    /// installs it) whose id generator is another; set `false` for a
-    /// provider given in code whose trace ids are not random.
+    /// the provider is an `InstalledTracerProvider` (as otel-setup installs
+    /// the global one) whose id generator is another. A provider given with
+    /// `tracer_provider` cannot be asked: set `false` if its trace ids are
+    /// not random.
     pub fn random_trace_ids(mut self, random: bool) -> Self {
         self.common.random_trace_ids = Some(random);
         self
