@@ -4,8 +4,17 @@
 //! - [`TraceContextPropagator`]: W3C Trace Context Level 2, conformant where
 //!   the SDK's propagator is not (the `random` flag, duplicate `traceparent`
 //!   lines, multi-line `tracestate`, OWS, member limits, future versions).
+//!   Its `tracestate` keys follow Level 2's grammar (one production, `@`
+//!   allowed anywhere but first, up to 256 characters); a duplicate key
+//!   drops only the later member. The random flag received is sent on for
+//!   the whole trace, even through spans the SDK drops (whose flags it
+//!   resets), and [`with_random_trace_id`] marks a trace an instrumentation
+//!   starts from random ids: see [`RandomTraceId`].
 //! - [`BaggagePropagator`]: W3C Baggage with the 64-member / 8192-byte
-//!   limits, whole members only.
+//!   limits, whole members only; values encoded only where the grammar
+//!   requires.
+//! - [`SampledFlagOnly`]: wraps a propagator, such as B3, that would read
+//!   the random flag as a flag of its own.
 //! - [`default_propagator`]: both, composed, as `OTEL_PROPAGATORS` defaults to;
 //!   [`set_global_default`] installs it as the global propagator and lets
 //!   [`extract`] read a [`HeaderMap`] directly while it stays installed.

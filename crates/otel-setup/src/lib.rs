@@ -30,7 +30,8 @@
 //!   `OTEL_METRIC_EXPORT_TIMEOUT`), and text-map propagator
 //!   (`OTEL_PROPAGATORS`: `tracecontext` is otel-propagation's W3C Level 2
 //!   propagator, `baggage` its W3C Baggage one, `b3` / `b3multi` the B3
-//!   formats, `none` nothing). The tracer provider is installed wrapped in
+//!   formats, seeing only the sampled flag so that Trace Context's random
+//!   flag never reaches them as B3's "deferred", `none` nothing). The tracer provider is installed wrapped in
 //!   `otel_http_conventions::InstalledTracerProvider`, and the default
 //!   `tracecontext,baggage` through `otel_propagation::set_global_default`,
 //!   so that otel-web's layers take the fast paths those offer; to anything
