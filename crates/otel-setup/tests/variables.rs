@@ -422,3 +422,99 @@ fn log_level_decides_what_otel_setup_prints() {
         }
     }
 }
+
+/// No value of any variable in the table makes `install` fail (without
+/// `strict`) or anything panic, inside the runtime an axum service runs in,
+/// on install, use and drop. Each value is tried in each variable alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_value_of_any_variable_fails_install_or_panics() {
+    use opentelemetry::trace::{Tracer, TracerProvider};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A panic on any thread counts, the export runtime's included (tokio
+    // would catch it and go on).
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+    let long = "x".repeat(10_000);
+    let values = [
+        "",
+        " ",
+        "not a url",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "1.5",
+        "true",
+        "NONE",
+        "grpc",
+        "http://",
+        "https://[::1",
+        "ftp://collector:21",
+        "localhost:4317",
+        "/dev/null",
+        "/",
+        "k=v,=x,,%zz",
+        "\u{e9}\u{20ac}",
+        "\t",
+        long.as_str(),
+    ];
+    let mut variables: Vec<String> = documented().into_iter().collect();
+    for signal in ["TRACES", "METRICS", "LOGS"] {
+        for setting in [
+            "ENDPOINT",
+            "PROTOCOL",
+            "INSECURE",
+            "CERTIFICATE",
+            "CLIENT_CERTIFICATE",
+            "CLIENT_KEY",
+            "HEADERS",
+            "COMPRESSION",
+            "TIMEOUT",
+        ] {
+            variables.push(format!("OTEL_EXPORTER_OTLP_{signal}_{setting}"));
+        }
+    }
+    for variable in &variables {
+        for value in values {
+            let t = Telemetry::builder()
+                .local()
+                .quiet()
+                // Port 0 wherever Prometheus is turned on, so that no run
+                // depends on a fixed port being free.
+                .env_map([
+                    (variable.as_str(), value),
+                    (
+                        "OTEL_EXPORTER_PROMETHEUS_PORT",
+                        if variable == "OTEL_EXPORTER_PROMETHEUS_PORT" {
+                            value
+                        } else {
+                            "0"
+                        },
+                    ),
+                    (
+                        "OTEL_EXPORTER_OTLP_TIMEOUT",
+                        if variable == "OTEL_EXPORTER_OTLP_TIMEOUT" {
+                            value
+                        } else {
+                            "100"
+                        },
+                    ),
+                ])
+                .shutdown_timeout(Duration::from_millis(200))
+                .install()
+                .unwrap_or_else(|e| panic!("{variable}={value:?}: {e}"));
+            if let Some(p) = t.tracer_provider() {
+                p.tracer("t").in_span("work", |_| {});
+            }
+            drop(t);
+            assert_eq!(
+                PANICS.load(Ordering::SeqCst),
+                0,
+                "{variable}={value:?} panicked"
+            );
+        }
+    }
+}
