@@ -1,6 +1,6 @@
 //! One server variant over real HTTP, for the load script
 //! (`benches/load.sh`): `loadserver <variant> <port>` serves the app on
-//! 127.0.0.1:<port> until killed, on a multi-thread tokio runtime with one
+//! `127.0.0.1:<port>` until killed, on a multi-thread tokio runtime with one
 //! worker per core (or `WORKERS`).
 
 use otel_web_benches::{providers, server_app, SERVER_VARIANTS};
