@@ -15,9 +15,20 @@
 //! let child = telemetry.span("child");
 //! otel_testkit::assert_child_of(&child, &parent);
 //! ```
+//!
+//! Testing an HTTP service? The `http` feature's [`http::HttpTestKit`]
+//! gives, in one call, these providers with the W3C propagator, an
+//! `OtelLayer` and an `OtelMiddleware` client wired to them, a loopback
+//! server, and assertions such as
+//! `kit.span("GET /users/{id}").kind(SpanKind::Server).child_of(&call).attr("http.route", "/users/{id}")`;
+//! its page has a complete test to copy. (A bare `TestTelemetry` installs
+//! no propagator: without one, a server span and the client span that
+//! called it are in different traces.)
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 #[cfg(feature = "tls")]
