@@ -610,7 +610,14 @@ impl TelemetryBuilder {
                         continue;
                     }
                 },
-                ExporterKind::Console => spans.build(waterfall::WaterfallExporter::stdout()),
+                ExporterKind::Console => {
+                    // Printed when no span of a trace is open any more: a
+                    // processor of its own, which sees spans start.
+                    let mut console = waterfall::WaterfallProcessor::stdout();
+                    opentelemetry_sdk::trace::SpanProcessor::set_resource(&mut console, &resource);
+                    tracer = tracer.with_span_processor(console);
+                    continue;
+                }
                 // Metrics only; `finish` keeps it off the other signals.
                 ExporterKind::Prometheus => continue,
             };

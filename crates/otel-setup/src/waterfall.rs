@@ -8,8 +8,13 @@
 //! ```
 //!
 //! [`render`] draws any set of spans (from one service or from several, as
-//! the demo collects them); [`WaterfallExporter`] is the `console` trace
-//! exporter, printing each trace when its local root span ends.
+//! the demo collects them), one picture per trace id, every span of the
+//! trace in it, under its parent. [`WaterfallProcessor`] is the `console`
+//! trace exporter: it prints a trace once no span of it is still open in
+//! this process, so a service that calls itself (or another service in the
+//! same process) over the network gets one picture, not one per server
+//! span. [`WaterfallExporter`] prints each trace when a local root span (one
+//! whose parent is not from this process) ends.
 
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -276,6 +281,116 @@ impl SpanExporter for WaterfallExporter {
             Err(_) => Vec::new(),
         };
         for spans in rest {
+            self.print(&spans);
+        }
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(name) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
+            self.service = name.as_str().into_owned();
+        }
+    }
+}
+
+/// The `console` trace exporter, as a span processor: it counts the spans of
+/// each trace that are open in this process (recording spans only) and
+/// prints the trace, all of it in one picture, when the last one ends.
+pub struct WaterfallProcessor {
+    service: String,
+    /// Per trace: spans started and not yet ended, and those ended.
+    open: Mutex<HashMap<TraceId, (usize, Vec<WaterfallSpan>)>>,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for WaterfallProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaterfallProcessor")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WaterfallProcessor {
+    /// Prints to standard output.
+    pub fn stdout() -> Self {
+        Self::to_writer(std::io::stdout())
+    }
+
+    /// Prints to `writer`.
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Tracer, TracerProvider};
+    /// use otel_setup::waterfall::WaterfallProcessor;
+    ///
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+    ///     .with_span_processor(WaterfallProcessor::to_writer(std::io::sink()))
+    ///     .build();
+    /// provider.tracer("doc").in_span("work", |_| {});
+    /// ```
+    pub fn to_writer(writer: impl std::io::Write + Send + 'static) -> Self {
+        WaterfallProcessor {
+            service: "unknown_service".into(),
+            open: Mutex::new(HashMap::new()),
+            sink: Arc::new(Mutex::new(writer)),
+        }
+    }
+
+    fn print(&self, spans: &[WaterfallSpan]) {
+        let text = render(spans);
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = sink.write_all(text.as_bytes());
+            let _ = sink.flush();
+        }
+    }
+}
+
+impl opentelemetry_sdk::trace::SpanProcessor for WaterfallProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
+        use opentelemetry::trace::Span as _;
+        let trace = span.span_context().trace_id();
+        let mut evicted = None;
+        if let Ok(mut open) = self.open.lock() {
+            open.entry(trace).or_default().0 += 1;
+            if open.len() > MAX_PENDING_TRACES {
+                // Bounded: a trace whose spans never end is printed as it is.
+                let oldest = open.keys().copied().find(|t| *t != trace);
+                evicted = oldest.and_then(|t| open.remove(&t)).map(|(_, spans)| spans);
+            }
+        }
+        if let Some(spans) = evicted.filter(|s| !s.is_empty()) {
+            self.print(&spans);
+        }
+    }
+
+    fn on_end(&self, span: SpanData) {
+        let trace = span.span_context.trace_id();
+        let mut done = None;
+        if let Ok(mut open) = self.open.lock() {
+            let entry = open.entry(trace).or_default();
+            entry.0 = entry.0.saturating_sub(1);
+            entry
+                .1
+                .push(WaterfallSpan::from_span_data(&span, &self.service));
+            if entry.0 == 0 {
+                done = open.remove(&trace).map(|(_, spans)| spans);
+            }
+        }
+        if let Some(spans) = done {
+            self.print(&spans);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
+        let rest: Vec<Vec<WaterfallSpan>> = match self.open.lock() {
+            Ok(mut open) => open.drain().map(|(_, (_, v))| v).collect(),
+            Err(_) => Vec::new(),
+        };
+        for spans in rest.into_iter().filter(|s| !s.is_empty()) {
             self.print(&spans);
         }
         Ok(())
