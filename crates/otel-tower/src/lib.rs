@@ -25,7 +25,10 @@
 //!   visible to the handler; the context is built fresh for each request, so
 //!   nothing carries over to the next.
 //! - The span ends when the response body ends, not when the headers go out:
-//!   a 500 ms server-sent-events stream gives a 500 ms span.
+//!   a 500 ms server-sent-events stream gives a 500 ms span. A `101
+//!   Switching Protocols` (a WebSocket upgrade) ends its span, and leaves
+//!   `http.server.active_requests`, when the 101 is sent: the socket's life
+//!   is not the request's.
 //! - Attributes: `http.request.method`, `url.path`, `url.scheme`,
 //!   `url.query` (sensitive values redacted), `http.route`,
 //!   `http.response.status_code`, `http.request.method_original`,
