@@ -118,7 +118,12 @@
 //!   with `trusted_proxies` so `client.address` cannot be spoofed.
 //! - Place the layer with `Router::layer`, so it runs after routing and sees
 //!   `MatchedPath`. Outside axum, put a [`Route`] in the request extensions
-//!   before this layer runs to name the route.
+//!   before this layer runs to name the route. `nest`, `merge` and
+//!   `route_service` need nothing more. A router mounted with
+//!   `nest_service` is one opaque service to the layer outside it: give the
+//!   inner router the layer too, and the inner one, finding the outer
+//!   request's span, hands it the full route (`/api/users/{id}`) instead of
+//!   starting a span of its own.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

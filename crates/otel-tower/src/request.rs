@@ -41,6 +41,31 @@ impl RouteValue {
     }
 }
 
+/// Where an `OtelLayer` on an inner router (one mounted with
+/// `Router::nest_service`, opaque to the layer outside it) leaves the route
+/// it matched, for the outer layer's span: put in the request's extensions
+/// by the outer layer when it found no route itself.
+#[derive(Clone)]
+pub(crate) struct NestedRoute(pub(crate) Arc<NestedSlot>);
+
+pub(crate) struct NestedSlot {
+    route: std::sync::Mutex<Option<RouteValue>>,
+    /// The method as span names start with it.
+    name_method: String,
+}
+
+impl NestedRoute {
+    /// Hands over the route an inner layer found, if any (the deepest
+    /// layer's, which axum has joined to the outer prefixes, wins).
+    pub(crate) fn offer(&self, extensions: &http::Extensions) {
+        if let Some(route) = matched_route(extensions) {
+            if let Ok(mut slot) = self.0.route.lock() {
+                *slot = Some(route);
+            }
+        }
+    }
+}
+
 /// The route template of the request, from axum's `MatchedPath` or a
 /// [`Route`](crate::Route) extension.
 fn matched_route(extensions: &http::Extensions) -> Option<RouteValue> {
@@ -116,6 +141,8 @@ pub(crate) struct RequestState {
     /// A response that may have no body (HEAD, 204, 304) or whose body was
     /// already at its end: dropping it unread completes the request.
     pub(crate) complete_on_drop: bool,
+    /// Set when no route was found: an inner layer may find it.
+    nested: Option<Arc<NestedSlot>>,
     finished: bool,
 }
 
@@ -269,8 +296,45 @@ impl RequestState {
             request_body_size,
             response_body_size: 0,
             complete_on_drop: *head.method == Method::HEAD,
+            nested: None,
             finished: false,
         })
+    }
+
+    /// When no route was found here, a slot for an inner layer to leave
+    /// the one it finds (see [`NestedRoute`]); `None` otherwise.
+    pub(crate) fn nested_route(&mut self) -> Option<NestedRoute> {
+        if self.route.is_some() {
+            return None;
+        }
+        let name_method = match self.method.as_str() {
+            otel_http_conventions::OTHER_METHOD => "HTTP".to_owned(),
+            m => m.to_owned(),
+        };
+        let slot = Arc::new(NestedSlot {
+            route: std::sync::Mutex::new(None),
+            name_method,
+        });
+        self.nested = Some(Arc::clone(&slot));
+        Some(NestedRoute(slot))
+    }
+
+    /// Takes the route an inner layer left, naming the span by it.
+    fn adopt_nested_route(&mut self) {
+        let Some(slot) = self.nested.take() else {
+            return;
+        };
+        let Some(route) = slot.route.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        if self.recording {
+            let span = self.cx.span();
+            if self.config.span_name.is_none() {
+                span.update_name(format!("{} {}", slot.name_method, route.as_str()));
+            }
+            span.set_attribute(KeyValue::new(attr::HTTP_ROUTE, route.as_str().to_owned()));
+        }
+        self.route = Some(route);
     }
 
     /// Records the response head. The request ends later, with its body.
@@ -311,6 +375,7 @@ impl RequestState {
             return;
         }
         self.finished = true;
+        self.adopt_nested_route();
         let elapsed = self.start.elapsed();
         let status_error = self
             .status

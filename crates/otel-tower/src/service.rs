@@ -2,7 +2,7 @@
 
 use crate::config::{Config, RequestHead};
 use crate::future::ResponseFuture;
-use crate::request::RequestState;
+use crate::request::{NestedRoute, RequestState};
 use http::{Request, Response};
 use std::fmt;
 use std::sync::Arc;
@@ -38,7 +38,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        // Inside a router that an outer `OtelLayer` sees as one opaque
+        // service (`nest_service`): one request, one span, the outer one's;
+        // this layer only tells it the route.
+        if let Some(nested) = req.extensions().get::<NestedRoute>() {
+            nested.offer(req.extensions());
+            return ResponseFuture::new(self.inner.call(req), None);
+        }
         let head = RequestHead {
             method: req.method(),
             uri: req.uri(),
@@ -51,7 +58,10 @@ where
                 return ResponseFuture::new(self.inner.call(req), None);
             }
         }
-        let state = RequestState::start(&self.config, &head);
+        let mut state = RequestState::start(&self.config, &head);
+        if let Some(nested) = state.nested_route() {
+            req.extensions_mut().insert(nested);
+        }
         // A service may do work in `call` itself: let it see the span too.
         let inner = {
             let _guard = state.cx.clone().attach();
