@@ -9,6 +9,7 @@
 //! [dev-dependencies]
 //! otel-testkit = { version = "0.1", features = ["http"] }
 //! axum = "0.8"
+//! reqwest = "0.13"
 //! tokio = { version = "1", features = ["full"] }
 //! ```
 //!
