@@ -20,10 +20,12 @@
 //! use otel_testkit::http::{HttpTestKit, SpanKind};
 //!
 //! # fn main() {
-//! # let rt = tokio::runtime::Runtime::new().unwrap();
+//! # // As `#[tokio::test]` runs it: one thread.
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! # rt.block_on(a_call_from_a_handler_is_one_trace());
 //! # }
-//! // #[tokio::test]
+//! #[tokio::test]
+//! # async fn unused() {}
 //! async fn a_call_from_a_handler_is_one_trace() {
 //!     let kit = HttpTestKit::new();
 //!
@@ -49,9 +51,10 @@
 //!     let body = reqwest::get(format!("http://{frontend}/orders")).await.unwrap().text().await.unwrap();
 //!     assert_eq!(body, "alice");
 //!
-//!     let orders = kit.span("GET /orders").kind(SpanKind::Server).attr("http.route", "/orders");
-//!     let call = kit.span("GET").kind(SpanKind::Client).child_of(&orders);
+//!     let orders = kit.span("GET /orders").await.kind(SpanKind::Server).attr("http.route", "/orders");
+//!     let call = kit.span("GET").await.kind(SpanKind::Client).child_of(&orders);
 //!     kit.span("GET /users/{id}")
+//!         .await
 //!         .kind(SpanKind::Server)
 //!         .child_of(&call)
 //!         .attr("http.route", "/users/{id}")
@@ -143,9 +146,10 @@ impl HttpTestKit {
     }
 
     /// The one span named `name`, once it has ended (waiting up to
-    /// [`WAIT`]), to assert on. Panics, listing the spans there are, if
-    /// there is none or more than one.
-    pub fn span(&self, name: &str) -> SpanAssert {
+    /// [`WAIT`], without blocking the runtime, so it works in a one-thread
+    /// `#[tokio::test]`), to assert on. Panics, listing the spans there are,
+    /// if there is none or more than one.
+    pub async fn span(&self, name: &str) -> SpanAssert {
         let deadline = Instant::now() + WAIT;
         loop {
             let spans = self.telemetry.spans();
@@ -160,7 +164,7 @@ impl HttpTestKit {
                     "no span named {name:?} ended within {WAIT:?}; ended spans: {:?}",
                     spans.iter().map(|s| s.name.as_ref()).collect::<Vec<_>>()
                 ),
-                [] => std::thread::sleep(Duration::from_millis(5)),
+                [] => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     }
