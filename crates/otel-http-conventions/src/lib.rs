@@ -18,7 +18,11 @@
 //! - [`InstalledTracerProvider`] / [`HttpTracer`]: spans started with the
 //!   SDK's tracer directly when it is the installed provider;
 //! - [`CommonOptions`] / [`Resolved`], [`HttpMetrics`], [`PropagatorChoice`]:
-//!   how both sides pick their tracer, meter, propagator and instruments.
+//!   how both sides pick their tracer, meter, propagator and instruments;
+//! - [`rpc`]: the gRPC rules of the RPC conventions (Release Candidate), for
+//!   the gRPC server and client instrumentation being built on them:
+//!   detection, `rpc.method`, status codes and their error sets,
+//!   `grpc-message` and `grpc-timeout`.
 //!
 //! Attribute and metric names come from `opentelemetry-semantic-conventions`,
 //! re-exported as [`semconv`].
@@ -41,6 +45,7 @@ mod headers;
 mod instrumentation;
 mod method;
 mod metrics;
+pub mod rpc;
 mod shared_strings;
 mod span_names;
 mod status;
