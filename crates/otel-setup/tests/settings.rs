@@ -327,3 +327,24 @@ fn variables_read_only_to_be_warned_about_say_so_and_the_rest_applies() {
     ]);
     assert!(t.effective_config().warnings.is_empty());
 }
+
+/// The default host, `localhost`, is served on every address it names, so
+/// a scraper of `127.0.0.1` finds it whichever address the host lists first.
+#[test]
+fn prometheus_on_localhost_answers_on_each_of_its_addresses() {
+    let t = install(&[
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+        ("OTEL_METRICS_EXPORTER", "prometheus".into()),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "0".into()),
+    ]);
+    assert_eq!(t.effective_config().prometheus_host, "localhost");
+    let port = t.prometheus_address().expect("serving").port();
+    let addrs: Vec<std::net::SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port))
+            .expect("localhost resolves")
+            .collect();
+    assert!(!addrs.is_empty());
+    for addr in addrs {
+        assert_eq!(get(addr, "/metrics").0, 200, "{addr}");
+    }
+}
