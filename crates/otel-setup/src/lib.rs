@@ -31,7 +31,8 @@
 //!   (`OTEL_PROPAGATORS`: `tracecontext` is otel-propagation's W3C Level 2
 //!   propagator, `baggage` its W3C Baggage one, `b3` / `b3multi` the B3
 //!   formats, seeing only the sampled flag so that Trace Context's random
-//!   flag never reaches them as B3's "deferred", `none` nothing). The tracer provider is installed wrapped in
+//!   flag never reaches them as B3's "deferred", `none` nothing). The
+//!   tracer provider is installed wrapped in
 //!   `otel_http_conventions::InstalledTracerProvider`, and the default
 //!   `tracecontext,baggage` through `otel_propagation::set_global_default`,
 //!   so that otel-web's layers take the fast paths those offer; to anything
@@ -48,8 +49,9 @@
 //!   `OTEL_EXPORTER_OTLP_*` setting, each with its per-signal override:
 //!   endpoint, protocol (`grpc`, `http/protobuf`, `http/json`), headers,
 //!   timeout, compression, insecure, the TLS files and the metrics'
-//!   temporality and histogram aggregation. `console` prints each finished
-//!   trace as a waterfall; `prometheus` serves `/metrics` on
+//!   temporality and histogram aggregation. `console` prints each trace as
+//!   a waterfall once no span of it is open in this process; `prometheus`
+//!   serves `/metrics` on
 //!   `OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT`
 //!   (`localhost:9464`) with opentelemetry-prometheus.
 //! - [`variables`]: the table of every variable read, its default, and the
