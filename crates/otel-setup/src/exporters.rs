@@ -37,6 +37,76 @@ fn metadata(headers: &[(String, String)]) -> tonic::metadata::MetadataMap {
     map
 }
 
+/// The header names opentelemetry-otlp adds on its own from the process
+/// environment (`OTEL_EXPORTER_OTLP_{SIGNAL}_HEADERS`, else
+/// `OTEL_EXPORTER_OTLP_HEADERS`), lowercased. Where they differ from the
+/// headers otel-setup was given (through `env_map`, say), each request is
+/// put back to exactly ours.
+fn headers_from_process_env(signal: Signal) -> Vec<String> {
+    let specific = format!("OTEL_EXPORTER_OTLP_{}_HEADERS", signal_var(signal));
+    let Some(value) = std::env::var(specific)
+        .ok()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_HEADERS").ok())
+    else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, _)| k.trim().to_ascii_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+fn signal_var(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "TRACES",
+        Signal::Metrics => "METRICS",
+        Signal::Logs => "LOGS",
+    }
+}
+
+/// What a request's headers must be made again: names to remove (those
+/// the environment added) and ours to set. `None` when nothing differs.
+#[derive(Clone, Debug, Default)]
+struct ExactHeaders {
+    remove: Vec<String>,
+    ours: Vec<(String, String)>,
+}
+
+impl ExactHeaders {
+    fn new(signal: Signal, cfg: &OtlpConfig) -> Option<Self> {
+        let remove = headers_from_process_env(signal);
+        let ours: Vec<(String, String)> = cfg
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        if remove.is_empty() {
+            return None;
+        }
+        Some(ExactHeaders { remove, ours })
+    }
+}
+
+impl tonic::service::Interceptor for ExactHeaders {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let md = req.metadata_mut();
+        for k in &self.remove {
+            md.remove(k.as_str());
+        }
+        for (k, v) in &self.ours {
+            if let (Ok(k), Ok(v)) = (
+                tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+                v.parse(),
+            ) {
+                md.insert(k, v);
+            }
+        }
+        Ok(req)
+    }
+}
+
 /// The gRPC channel: TLS for `https`, connected lazily (so a collector that
 /// is down at start-up is only an export failure, later).
 fn channel(cfg: &OtlpConfig) -> Result<tonic::transport::Channel, String> {
@@ -55,11 +125,21 @@ fn channel(cfg: &OtlpConfig) -> Result<tonic::transport::Channel, String> {
 }
 
 /// Applies the channel, headers and compression to a gRPC builder.
-fn tonic<B: WithExportConfig + WithTonicConfig>(b: B, cfg: &OtlpConfig) -> Result<B, String> {
+fn tonic<B: WithExportConfig + WithTonicConfig>(
+    b: B,
+    cfg: &OtlpConfig,
+    signal: Signal,
+) -> Result<B, String> {
     let b = b
         .with_channel(channel(cfg)?)
         .with_timeout(cfg.timeout)
         .with_metadata(metadata(&cfg.headers));
+    // Runs after the metadata opentelemetry-otlp adds (ours, then the
+    // process environment's): the request leaves with ours only.
+    let b = match ExactHeaders::new(signal, cfg) {
+        Some(exact) => b.with_interceptor(exact),
+        None => b,
+    };
     Ok(match otlp_compression(cfg.compression) {
         Some(c) => b.with_compression(c),
         None => b,
@@ -83,6 +163,7 @@ fn http_client(cfg: &OtlpConfig, signal: Signal, diag: &Arc<Diag>) -> Result<Htt
         signal,
         target: crate::diag::target(&cfg.endpoint),
         diag: Arc::clone(diag),
+        exact: ExactHeaders::new(signal, cfg),
     })
 }
 
@@ -114,14 +195,30 @@ struct HttpClient {
     signal: Signal,
     target: String,
     diag: Arc<Diag>,
+    /// Set when the process environment's headers differ from ours.
+    exact: Option<ExactHeaders>,
 }
 
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for HttpClient {
     async fn send_bytes(
         &self,
-        request: http::Request<bytes::Bytes>,
+        mut request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        if let Some(exact) = &self.exact {
+            let headers = request.headers_mut();
+            for k in &exact.remove {
+                headers.remove(k.as_str());
+            }
+            for (k, v) in &exact.ours {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(v),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
+        }
         match self.client.send_bytes(request).await {
             Ok(response) => Ok(response),
             Err(e) => {
@@ -141,9 +238,8 @@ macro_rules! otlp_exporter {
         let _enter = rt.enter();
         let name = signal_name(signal);
         match cfg.protocol {
-            Protocol::Grpc => {
-                tonic($builder.with_tonic(), cfg).and_then(|b| b.build().map_err(|e| e.to_string()))
-            }
+            Protocol::Grpc => tonic($builder.with_tonic(), cfg, signal)
+                .and_then(|b| b.build().map_err(|e| e.to_string())),
             Protocol::HttpProtobuf | Protocol::HttpJson => {
                 http($builder.with_http(), cfg, signal, $diag)
                     .and_then(|b| b.build().map_err(|e| e.to_string()))

@@ -32,6 +32,28 @@ fn child() {
             let t = Telemetry::builder().local().install().expect("install");
             drop(t);
         }
+        Ok("export") => {
+            // Settings from `env_map` only; the process environment holds
+            // other OTLP headers, which must not be sent.
+            use opentelemetry::trace::{Tracer, TracerProvider};
+            let get = |k: &str| std::env::var(k).unwrap_or_default();
+            let t = Telemetry::builder()
+                .local()
+                .quiet()
+                .env_map([
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", get("TEST_ENDPOINT")),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", get("TEST_PROTOCOL")),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "ours=2".to_owned()),
+                    ("OTEL_METRICS_EXPORTER", "none".to_owned()),
+                    ("OTEL_LOGS_EXPORTER", "none".to_owned()),
+                ])
+                .install()
+                .expect("install");
+            if let Some(p) = t.tracer_provider() {
+                p.tracer("t").in_span("exported", |_| {});
+            }
+            t.shutdown();
+        }
         _ => {}
     }
 }
@@ -514,6 +536,41 @@ async fn no_value_of_any_variable_fails_install_or_panics() {
                 PANICS.load(Ordering::SeqCst),
                 0,
                 "{variable}={value:?} panicked"
+            );
+        }
+    }
+}
+
+/// `env_map` is the only source even where opentelemetry-otlp would read
+/// the process environment itself: its `OTEL_EXPORTER_OTLP_HEADERS` is not
+/// sent, over gRPC or HTTP, and a header both set is sent with our value.
+#[test]
+fn env_map_headers_are_the_only_ones_sent() {
+    for protocol in ["grpc", "http/protobuf"] {
+        let rx = otel_testkit::otlp::OtlpReceiver::start();
+        let endpoint = if protocol == "grpc" {
+            rx.grpc_endpoint()
+        } else {
+            rx.http_endpoint()
+        };
+        run_child(
+            "export",
+            &[
+                ("OTEL_EXPORTER_OTLP_HEADERS".into(), "leak=1,ours=9".into()),
+                ("TEST_ENDPOINT".into(), endpoint),
+                ("TEST_PROTOCOL".into(), protocol.into()),
+            ],
+        );
+        let spans = rx.wait_for_spans(1, Duration::from_secs(10));
+        assert_eq!(spans.len(), 1, "{protocol}");
+        let headers = rx.trace_request_headers();
+        assert!(!headers.is_empty());
+        for h in headers {
+            assert!(h.get("leak").is_none(), "{protocol}: {h:?}");
+            assert_eq!(
+                h.get("ours").and_then(|v| v.to_str().ok()),
+                Some("2"),
+                "{protocol}: {h:?}"
             );
         }
     }
