@@ -197,19 +197,52 @@ pub fn render(spans: &[WaterfallSpan]) -> String {
 
 type Sink = Arc<Mutex<dyn std::io::Write + Send>>;
 
+/// Where waterfalls go, and the service name spans are drawn with: what
+/// the exporter and the processor share.
+struct Printer {
+    service: String,
+    sink: Sink,
+}
+
+impl Printer {
+    fn new(writer: impl std::io::Write + Send + 'static) -> Self {
+        Printer {
+            service: "unknown_service".into(),
+            sink: Arc::new(Mutex::new(writer)),
+        }
+    }
+
+    fn print(&self, spans: &[WaterfallSpan]) {
+        let text = render(spans);
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = sink.write_all(text.as_bytes());
+            let _ = sink.flush();
+        }
+    }
+
+    fn span(&self, span: &SpanData) -> WaterfallSpan {
+        WaterfallSpan::from_span_data(span, &self.service)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(name) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
+            self.service = name.as_str().into_owned();
+        }
+    }
+}
+
 /// The `console` trace exporter: buffers each trace's spans and prints the
 /// waterfall when the trace's local root (a span whose parent is not from
 /// this process) ends.
 pub struct WaterfallExporter {
-    service: String,
+    printer: Printer,
     pending: Mutex<HashMap<TraceId, Vec<WaterfallSpan>>>,
-    sink: Sink,
 }
 
 impl std::fmt::Debug for WaterfallExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WaterfallExporter")
-            .field("service", &self.service)
+            .field("service", &self.printer.service)
             .finish_non_exhaustive()
     }
 }
@@ -227,17 +260,8 @@ impl WaterfallExporter {
     /// Prints to `writer`.
     pub fn to_writer(writer: impl std::io::Write + Send + 'static) -> Self {
         WaterfallExporter {
-            service: "unknown_service".into(),
+            printer: Printer::new(writer),
             pending: Mutex::new(HashMap::new()),
-            sink: Arc::new(Mutex::new(writer)),
-        }
-    }
-
-    fn print(&self, spans: &[WaterfallSpan]) {
-        let text = render(spans);
-        if let Ok(mut sink) = self.sink.lock() {
-            let _ = sink.write_all(text.as_bytes());
-            let _ = sink.flush();
         }
     }
 }
@@ -253,7 +277,7 @@ impl SpanExporter for WaterfallExporter {
                 pending
                     .entry(trace)
                     .or_default()
-                    .push(WaterfallSpan::from_span_data(span, &self.service));
+                    .push(self.printer.span(span));
                 if local_root {
                     if let Some(spans) = pending.remove(&trace) {
                         ready.push(spans);
@@ -270,7 +294,7 @@ impl SpanExporter for WaterfallExporter {
             }
         }
         for spans in ready {
-            self.print(&spans);
+            self.printer.print(&spans);
         }
         Ok(())
     }
@@ -281,15 +305,13 @@ impl SpanExporter for WaterfallExporter {
             Err(_) => Vec::new(),
         };
         for spans in rest {
-            self.print(&spans);
+            self.printer.print(&spans);
         }
         Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        if let Some(name) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
-            self.service = name.as_str().into_owned();
-        }
+        self.printer.set_resource(resource);
     }
 }
 
@@ -297,16 +319,15 @@ impl SpanExporter for WaterfallExporter {
 /// each trace that are open in this process (recording spans only) and
 /// prints the trace, all of it in one picture, when the last one ends.
 pub struct WaterfallProcessor {
-    service: String,
+    printer: Printer,
     /// Per trace: spans started and not yet ended, and those ended.
     open: Mutex<HashMap<TraceId, (usize, Vec<WaterfallSpan>)>>,
-    sink: Sink,
 }
 
 impl std::fmt::Debug for WaterfallProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WaterfallProcessor")
-            .field("service", &self.service)
+            .field("service", &self.printer.service)
             .finish_non_exhaustive()
     }
 }
@@ -330,17 +351,8 @@ impl WaterfallProcessor {
     /// ```
     pub fn to_writer(writer: impl std::io::Write + Send + 'static) -> Self {
         WaterfallProcessor {
-            service: "unknown_service".into(),
+            printer: Printer::new(writer),
             open: Mutex::new(HashMap::new()),
-            sink: Arc::new(Mutex::new(writer)),
-        }
-    }
-
-    fn print(&self, spans: &[WaterfallSpan]) {
-        let text = render(spans);
-        if let Ok(mut sink) = self.sink.lock() {
-            let _ = sink.write_all(text.as_bytes());
-            let _ = sink.flush();
         }
     }
 }
@@ -359,7 +371,7 @@ impl opentelemetry_sdk::trace::SpanProcessor for WaterfallProcessor {
             }
         }
         if let Some(spans) = evicted.filter(|s| !s.is_empty()) {
-            self.print(&spans);
+            self.printer.print(&spans);
         }
     }
 
@@ -369,15 +381,13 @@ impl opentelemetry_sdk::trace::SpanProcessor for WaterfallProcessor {
         if let Ok(mut open) = self.open.lock() {
             let entry = open.entry(trace).or_default();
             entry.0 = entry.0.saturating_sub(1);
-            entry
-                .1
-                .push(WaterfallSpan::from_span_data(&span, &self.service));
+            entry.1.push(self.printer.span(&span));
             if entry.0 == 0 {
                 done = open.remove(&trace).map(|(_, spans)| spans);
             }
         }
         if let Some(spans) = done {
-            self.print(&spans);
+            self.printer.print(&spans);
         }
     }
 
@@ -391,15 +401,13 @@ impl opentelemetry_sdk::trace::SpanProcessor for WaterfallProcessor {
             Err(_) => Vec::new(),
         };
         for spans in rest.into_iter().filter(|s| !s.is_empty()) {
-            self.print(&spans);
+            self.printer.print(&spans);
         }
         Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        if let Some(name) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
-            self.service = name.as_str().into_owned();
-        }
+        self.printer.set_resource(resource);
     }
 }
 
