@@ -13,12 +13,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Waits, bounded, until `f` holds: an export that fails is counted when
 /// it gives up, which a loaded machine may delay past a flush.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn until(what: &str, f: impl FnMut() -> bool) {
+    otel_testkit::wait_until(what, Duration::from_secs(20), f);
 }
 
 /// Installed locally: no test here changes process-wide state but

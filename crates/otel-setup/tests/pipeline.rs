@@ -53,12 +53,8 @@ fn trace_attempts(rx: &OtlpReceiver) -> Vec<otel_testkit::otlp::Attempt> {
 }
 
 /// Waits, bounded, until `f` holds.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn until(what: &str, f: impl FnMut() -> bool) {
+    otel_testkit::wait_until(what, WAIT, f);
 }
 
 /// Accepts connections and never answers.

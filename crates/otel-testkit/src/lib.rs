@@ -306,6 +306,31 @@ impl SpanDataExt for SpanData {
     }
 }
 
+/// Waits (polling every 10 ms, up to `timeout`) until `ready` holds, and
+/// panics naming `what` if it never does: for conditions another thread or
+/// process brings about (a span exported, a drop counted), instead of a
+/// sleep that hopes.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d = Arc::clone(&done);
+/// std::thread::spawn(move || d.store(true, Ordering::SeqCst));
+/// otel_testkit::wait_until("the thread to finish", Duration::from_secs(5), || {
+///     done.load(Ordering::SeqCst)
+/// });
+/// ```
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Asserts that `child` is a direct child of `parent` in the same trace.
 pub fn assert_child_of(child: &SpanData, parent: &SpanData) {
     assert_eq!(
