@@ -42,19 +42,15 @@ fn metadata(headers: &[(String, String)]) -> tonic::metadata::MetadataMap {
 /// `OTEL_EXPORTER_OTLP_HEADERS`), lowercased. Where they differ from the
 /// headers otel-setup was given (through `env_map`, say), each request is
 /// put back to exactly ours.
-fn headers_from_process_env(signal: Signal) -> Vec<String> {
+fn headers_from_process_env(signal: Signal) -> Vec<(String, String)> {
     let specific = format!("OTEL_EXPORTER_OTLP_{}_HEADERS", signal_var(signal));
-    let Some(value) = std::env::var(specific)
+    std::env::var(specific)
         .ok()
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_HEADERS").ok())
-    else {
-        return Vec::new();
-    };
-    value
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, _)| k.trim().to_ascii_lowercase())
-        .filter(|k| !k.is_empty())
+        .and_then(|value| crate::env::parse_key_values(&value).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect()
 }
 
@@ -76,15 +72,18 @@ struct ExactHeaders {
 
 impl ExactHeaders {
     fn new(signal: Signal, cfg: &OtlpConfig) -> Option<Self> {
-        let remove = headers_from_process_env(signal);
+        let from_env = headers_from_process_env(signal);
         let ours: Vec<(String, String)> = cfg
             .headers
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
-        if remove.is_empty() {
+        // Read from the environment, as in production, the two agree and
+        // requests are left alone.
+        if from_env.iter().all(|pair| ours.contains(pair)) {
             return None;
         }
+        let remove = from_env.into_iter().map(|(k, _)| k).collect();
         Some(ExactHeaders { remove, ours })
     }
 }
