@@ -131,6 +131,8 @@ pub struct Resolved {
     pub tracer: HttpTracer,
     /// The metric instruments.
     pub metrics: HttpMetrics,
+    /// The meter they came from, for instruments made later (the RPC ones).
+    pub meter: Meter,
     /// Reads and writes trace context.
     pub propagator: PropagatorChoice,
     /// Request headers recorded.
@@ -198,6 +200,7 @@ impl CommonOptions {
         Resolved {
             tracer,
             metrics: HttpMetrics::new(&meter, side, self.active_requests, self.body_size),
+            meter,
             propagator: self.propagator,
             request_headers: self
                 .request_headers

@@ -41,7 +41,7 @@ impl<B: Body> OtelBody<B> {
             if inner.is_end_stream() {
                 // Nothing to stream: the request is over once the server
                 // drops the body after writing the head.
-                state.complete_on_drop = true;
+                state.complete_on_drop();
             }
         }
         OtelBody {
@@ -73,13 +73,15 @@ where
             return Poll::Ready(frame);
         };
         let frame = {
-            let _guard = state.cx.clone().attach();
+            let _guard = state.cx().clone().attach();
             ready!(this.inner.as_mut().poll_frame(cx))
         };
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    state.response_body_size += data.remaining() as u64;
+                    state.on_data(data.remaining());
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    state.on_trailers(trailers);
                 }
                 if this.inner.is_end_stream() {
                     state.finish(None);

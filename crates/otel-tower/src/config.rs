@@ -5,6 +5,7 @@ use opentelemetry::global::ObjectSafeTracerProvider;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::SpanRef;
+use otel_http_conventions::rpc::RpcMetrics;
 use otel_http_conventions::{
     CommonOptions, HeaderCapture, HeaderSide, KnownMethods, PropagatorChoice, Resolved,
     SensitiveQueryParameters, Side, TrustedProxies,
@@ -55,6 +56,19 @@ pub(crate) struct Config {
     pub(crate) request_hook: Option<Box<RequestHook>>,
     pub(crate) response_hook: Option<Box<ResponseHook>>,
     pub(crate) forwarding: Forwarding,
+    /// The gRPC services the server serves, when told.
+    pub(crate) grpc_services: Option<hashbrown::HashSet<Box<str>>>,
+    /// `rpc.server.call.duration`, made with the first gRPC call.
+    rpc_metrics: std::sync::OnceLock<RpcMetrics>,
+}
+
+impl Config {
+    /// The RPC instruments, made the first time a gRPC call needs them: a
+    /// server that serves none shows no RPC metric.
+    pub(crate) fn rpc_metrics(&self) -> &RpcMetrics {
+        self.rpc_metrics
+            .get_or_init(|| RpcMetrics::new(&self.common.meter, Side::Server))
+    }
 }
 
 /// Whose `Forwarded` / `X-Forwarded-*` headers are believed.
@@ -106,6 +120,7 @@ pub struct OtelLayerBuilder {
     request_hook: Option<Box<RequestHook>>,
     response_hook: Option<Box<ResponseHook>>,
     forwarding: Forwarding,
+    grpc_services: Option<hashbrown::HashSet<Box<str>>>,
 }
 
 impl fmt::Debug for OtelLayerBuilder {
@@ -126,6 +141,7 @@ impl Default for OtelLayerBuilder {
             request_hook: None,
             response_hook: None,
             forwarding: Forwarding::All,
+            grpc_services: None,
         }
     }
 }
@@ -357,6 +373,36 @@ impl OtelLayerBuilder {
         self
     }
 
+    /// The gRPC services this server serves, by their full names
+    /// (`inventory.v1.Inventory`; a tonic server's `NamedService::NAME`).
+    /// A call to any other service is recorded with `rpc.method = _OTHER`,
+    /// its path in `rpc.method_original`, and the span named `grpc`, from
+    /// the start (so the sampler sees that too).
+    ///
+    /// Default: the layer decides at the end of each call. A method that a
+    /// gRPC response answered is believed, unless the answer is the
+    /// trailers-only `UNIMPLEMENTED` without a message that tonic sends for
+    /// a path it has no route for; a call that ends before any gRPC
+    /// response gets `_OTHER`. Either way no caller can create span names
+    /// or metric series at will.
+    ///
+    /// ```
+    /// use otel_tower::OtelLayer;
+    ///
+    /// let layer = OtelLayer::builder()
+    ///     .grpc_services(["inventory.v1.Inventory"])
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn grpc_services<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.grpc_services = Some(names.into_iter().map(|n| n.as_ref().into()).collect());
+        self
+    }
+
     /// Builds the layer, resolving the tracer and meter once.
     pub fn build(self) -> crate::OtelLayer {
         let config = Config {
@@ -367,6 +413,8 @@ impl OtelLayerBuilder {
             request_hook: self.request_hook,
             response_hook: self.response_hook,
             forwarding: self.forwarding,
+            grpc_services: self.grpc_services,
+            rpc_metrics: std::sync::OnceLock::new(),
         };
         crate::OtelLayer {
             config: Arc::new(config),

@@ -50,7 +50,7 @@ where
         let this = self.project();
         let result = match this.state.as_ref() {
             Some(state) => {
-                let _guard = state.cx.clone().attach();
+                let _guard = state.cx().clone().attach();
                 ready!(this.inner.poll(cx))
             }
             None => ready!(this.inner.poll(cx)),

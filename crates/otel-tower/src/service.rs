@@ -64,7 +64,7 @@ where
         }
         // A service may do work in `call` itself: let it see the span too.
         let inner = {
-            let _guard = state.cx.clone().attach();
+            let _guard = state.cx().clone().attach();
             self.inner.call(req)
         };
         ResponseFuture::new(inner, Some(state))

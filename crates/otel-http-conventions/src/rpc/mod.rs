@@ -11,12 +11,22 @@
 //! | `rpc.method` is the path without its leading `/` (`inventory.v1.Inventory/Reserve`); the span is named by it, or `grpc` | [`method_from_path`], [`span_name`] |
 //! | `rpc.response.status_code` is the code's name, `OK` included; an unparsable `grpc-status` is `UNKNOWN` | [`GrpcCode`] |
 //! | server errors: `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`; client errors: every code but `OK` | [`GrpcCode::is_server_error`], [`GrpcCode::is_client_error`] |
+//! | the status is `grpc-status` in the trailers, or in the headers of a trailers-only response | [`status_from_headers`] |
 //! | a client that got no `grpc-status` maps the HTTP status | [`GrpcCode::from_http_status`] |
+//! | a call given up before its status is `CANCELLED`, or `DEADLINE_EXCEEDED` once its `grpc-timeout` has passed | [`GrpcCode::of_abandoned_call`], [`deadline`] |
 //! | `grpc-message` is percent-decoded UTF-8; bad input is kept, never an error | [`decode_grpc_message`] |
 //! | `grpc-timeout`: 1 to 8 digits and a unit `H M S m u n` | [`parse_grpc_timeout`] |
+//! | a client's `server.address` / `server.port` come from the target it was built for (`dns://…/host:port`, `unix://path`, others whole) | [`Target::parse`] |
+//! | `rpc.{server,client}.call.duration`: seconds, the advised buckets; `rpc.system.name`, `rpc.method`, `rpc.response.status_code`, `error.type` iff failed, and on the client `server.address` / `server.port` | [`RpcMetrics`], [`RpcMetricKey`] |
 
 use std::borrow::Cow;
 use std::time::Duration;
+
+mod metrics;
+mod target;
+
+pub use metrics::{RpcMetricKey, RpcMetrics, MAX_BOUND_RPC_ATTRIBUTE_SETS};
+pub use target::Target;
 
 /// `rpc.system.name`.
 pub const RPC_SYSTEM_NAME: &str = opentelemetry_semantic_conventions::attribute::RPC_SYSTEM_NAME;
@@ -90,6 +100,50 @@ pub fn method_from_path(path: &str) -> Option<&str> {
 /// unknown.
 pub fn span_name(method: Option<&str>) -> &str {
     method.unwrap_or(GRPC)
+}
+
+/// The response header or trailer that carries the status code.
+pub const GRPC_STATUS_HEADER: &str = "grpc-status";
+/// The response header or trailer that carries the status message.
+pub const GRPC_MESSAGE_HEADER: &str = "grpc-message";
+/// The request header that carries the call's deadline.
+pub const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
+
+/// Whether a request or response is gRPC, by its `content-type` header (see
+/// [`is_grpc_content_type`]).
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_grpc_content_type)
+}
+
+/// The status in a header map: trailers, or the headers of a trailers-only
+/// response. `None` when there is no `grpc-status`; the message is decoded
+/// (see [`decode_grpc_message`]) and `None` when absent or empty.
+///
+/// ```
+/// use otel_http_conventions::rpc::{status_from_headers, GrpcCode};
+/// let mut trailers = http::HeaderMap::new();
+/// trailers.insert("grpc-status", "5".parse().unwrap());
+/// trailers.insert("grpc-message", "no%20such%20item".parse().unwrap());
+/// let (code, message) = status_from_headers(&trailers).unwrap();
+/// assert_eq!((code, message.as_deref()), (GrpcCode::NotFound, Some("no such item")));
+/// ```
+pub fn status_from_headers(headers: &http::HeaderMap) -> Option<(GrpcCode, Option<String>)> {
+    let code = GrpcCode::from_header(headers.get(GRPC_STATUS_HEADER)?.as_bytes());
+    let message = headers
+        .get(GRPC_MESSAGE_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .filter(|v| !v.is_empty())
+        .map(|v| decode_grpc_message(&v).into_owned());
+    Some((code, message))
+}
+
+/// The deadline a request's `grpc-timeout` sets, counted from `start`.
+pub fn deadline(headers: &http::HeaderMap, start: std::time::Instant) -> Option<std::time::Instant> {
+    let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
+    start.checked_add(timeout)
 }
 
 /// A gRPC status code.
@@ -228,6 +282,26 @@ impl GrpcCode {
     /// `OK`.
     pub fn is_client_error(self) -> bool {
         self != GrpcCode::Ok
+    }
+
+    /// Whether a span on `side` with this code is an error.
+    pub fn is_error(self, side: crate::Side) -> bool {
+        match side {
+            crate::Side::Server => self.is_server_error(),
+            crate::Side::Client => self.is_client_error(),
+        }
+    }
+
+    /// The code of a call given up before it had a status (its future or
+    /// body dropped): `DEADLINE_EXCEEDED` once its deadline has passed,
+    /// `CANCELLED` otherwise (gRPC counts an expired deadline as the
+    /// client's cancellation, and asks that it be reported as such).
+    pub fn of_abandoned_call(deadline_passed: bool) -> GrpcCode {
+        if deadline_passed {
+            GrpcCode::DeadlineExceeded
+        } else {
+            GrpcCode::Cancelled
+        }
     }
 
     /// The code a client makes up when a response carries no `grpc-status`,

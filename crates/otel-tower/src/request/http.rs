@@ -1,9 +1,12 @@
-//! One instrumented request: its span, its metric attributes, and how it ends.
+//! One HTTP request by the HTTP semantic conventions: its span, its metric
+//! attributes, and how it ends.
 
+use super::route::{matched_route, NestedRoute, NestedSlot, RouteValue};
+use super::{caller_context, peer_address, Failure, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 use crate::config::{Config, Forwarding, RequestHead, ResponseHead};
 use http::{HeaderMap, Method, StatusCode};
-use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::semconv::attribute as attr;
 use otel_http_conventions::{
     forwarded_client_address, forwarded_scheme, has_forwarding_headers, protocol_version,
@@ -15,69 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-/// `error.type` when the request or its response body was dropped before the
-/// response ended: the client disconnected, or a layer outside this one (a
-/// timeout, say) gave up on it.
-pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
-/// `error.type` when the handler panicked while this layer was polling it.
-pub const ERROR_TYPE_PANIC: &str = "panic";
-
-/// The route template of a request, held without copying it. A clone
-/// shares the string (both kinds hold an `Arc<str>`).
-#[derive(Clone)]
-pub(crate) enum RouteValue {
-    #[cfg(feature = "axum")]
-    Matched(axum::extract::MatchedPath),
-    Given(Arc<str>),
-}
-
-impl RouteValue {
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            #[cfg(feature = "axum")]
-            RouteValue::Matched(path) => path.as_str(),
-            RouteValue::Given(route) => route,
-        }
-    }
-}
-
-/// Where an `OtelLayer` on an inner router (one mounted with
-/// `Router::nest_service`, opaque to the layer outside it) leaves the route
-/// it matched, for the outer layer's span: put in the request's extensions
-/// by the outer layer when it found no route itself.
-#[derive(Clone)]
-pub(crate) struct NestedRoute(pub(crate) Arc<NestedSlot>);
-
-pub(crate) struct NestedSlot {
-    route: std::sync::Mutex<Option<RouteValue>>,
-    /// The method as span names start with it.
-    name_method: String,
-}
-
-impl NestedRoute {
-    /// Hands over the route an inner layer found, if any (the deepest
-    /// layer's, which axum has joined to the outer prefixes, wins).
-    pub(crate) fn offer(&self, extensions: &http::Extensions) {
-        if let Some(route) = matched_route(extensions) {
-            if let Ok(mut slot) = self.0.route.lock() {
-                *slot = Some(route);
-            }
-        }
-    }
-}
-
-/// The route template of the request, from axum's `MatchedPath` or a
-/// [`Route`](crate::Route) extension.
-fn matched_route(extensions: &http::Extensions) -> Option<RouteValue> {
-    #[cfg(feature = "axum")]
-    if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-        return Some(RouteValue::Matched(path.clone()));
-    }
-    extensions
-        .get::<crate::Route>()
-        .map(|r| RouteValue::Given(Arc::clone(&r.0)))
-}
-
 /// The attributes of `http.server.active_requests`.
 fn active_attributes(method: &StringValue, scheme: &StringValue) -> [KeyValue; 2] {
     [
@@ -86,36 +26,11 @@ fn active_attributes(method: &StringValue, scheme: &StringValue) -> [KeyValue; 2
     ]
 }
 
-/// The address of the connection's peer: axum's `ConnectInfo<SocketAddr>`,
-/// or a plain `SocketAddr` extension.
-fn peer_address(extensions: &http::Extensions) -> Option<SocketAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
-        return Some(info.0);
-    }
-    extensions.get::<SocketAddr>().copied()
-}
-
 /// Room for the attributes of a recorded server span without captured
 /// headers: 13 request attributes, the status code, the error type.
 const SPAN_ATTRIBUTES_CAPACITY: usize = 16;
 
-/// Why a request ended in error, when its status code does not say.
-pub(crate) struct Failure {
-    pub(crate) error_type: Cow<'static, str>,
-    pub(crate) message: Option<String>,
-}
-
-impl Failure {
-    pub(crate) fn of_type(error_type: &'static str) -> Self {
-        Failure {
-            error_type: Cow::Borrowed(error_type),
-            message: None,
-        }
-    }
-}
-
-pub(crate) struct RequestState {
+pub(crate) struct HttpState {
     config: Arc<Config>,
     /// The server span's context: current while the handler runs.
     pub(crate) cx: Context,
@@ -146,12 +61,9 @@ pub(crate) struct RequestState {
     finished: bool,
 }
 
-impl RequestState {
-    /// Starts the request's span and metrics. Boxed: the state rides in
-    /// the response future and then the body, which are moved several
-    /// times on their way to the server; a pointer moves cheaper than the
-    /// state itself.
-    pub(crate) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Box<Self> {
+impl HttpState {
+    /// Starts the request's span and metrics.
+    pub(super) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Self {
         let start = Instant::now();
         let start_time = SystemTime::now();
         let method = config.common.known_methods.normalize(head.method);
@@ -184,16 +96,7 @@ impl RequestState {
             })
             .unwrap_or("http");
 
-        let extracted = config.common.propagator.extract(head.headers);
-        let public = config.public_endpoint.as_ref().is_some_and(|f| f(head));
-        let (parent, links) = if public {
-            let remote = extracted.span().span_context().clone();
-            let links = remote.is_valid().then(|| vec![Link::with_context(remote)]);
-            // Neither the caller's span nor its baggage crosses in.
-            (Context::new(), links)
-        } else {
-            (extracted, None)
-        };
+        let (parent, links) = caller_context(config, head);
 
         // The route as `'static` when its span name is kept, so that
         // `http.route` is not copied either and the metric binding is found
@@ -279,7 +182,7 @@ impl RequestState {
         if let Some(active) = &config.common.metrics.active {
             active.add(1, &active_attributes(&method_value, &scheme_value));
         }
-        Box::new(RequestState {
+        HttpState {
             config: Arc::clone(config),
             cx,
             recording,
@@ -298,12 +201,12 @@ impl RequestState {
             complete_on_drop: *head.method == Method::HEAD,
             nested: None,
             finished: false,
-        })
+        }
     }
 
     /// When no route was found here, a slot for an inner layer to leave
     /// the one it finds (see [`NestedRoute`]); `None` otherwise.
-    pub(crate) fn nested_route(&mut self) -> Option<NestedRoute> {
+    pub(super) fn nested_route(&mut self) -> Option<NestedRoute> {
         if self.route.is_some() {
             return None;
         }
@@ -338,7 +241,7 @@ impl RequestState {
     }
 
     /// Records the response head. The request ends later, with its body.
-    pub(crate) fn on_response(&mut self, head: &ResponseHead<'_>) {
+    pub(super) fn on_response(&mut self, head: &ResponseHead<'_>) {
         let status = head.status;
         self.status = Some(status);
         if matches!(
@@ -370,7 +273,7 @@ impl RequestState {
 
     /// Ends the span and records the metrics. `failure` is set when the
     /// request failed in a way its status code (if any) does not show.
-    pub(crate) fn finish(&mut self, failure: Option<Failure>) {
+    pub(super) fn finish(&mut self, failure: Option<Failure>) {
         if self.finished {
             return;
         }
@@ -394,22 +297,7 @@ impl RequestState {
         let error_type: Option<StringValue> = match failure {
             Some(f) => {
                 if self.recording {
-                    let span = self.cx.span();
-                    let mut fields = vec![KeyValue::new(
-                        "exception.type",
-                        Value::from(f.error_type.clone()),
-                    )];
-                    if let Some(message) = f.message {
-                        // An error's text can quote a URL: redacted as
-                        // `url.query` is.
-                        let message = match self.config.common.sensitive_query.redact_text(&message)
-                        {
-                            std::borrow::Cow::Borrowed(_) => message,
-                            std::borrow::Cow::Owned(redacted) => redacted,
-                        };
-                        fields.push(KeyValue::new("exception.message", message));
-                    }
-                    span.add_event("exception", fields);
+                    f.record(&self.cx.span(), &self.config);
                 }
                 Some(StringValue::from(f.error_type))
             }
@@ -477,7 +365,7 @@ impl RequestState {
     }
 }
 
-impl Drop for RequestState {
+impl Drop for HttpState {
     fn drop(&mut self) {
         if self.finished {
             return;

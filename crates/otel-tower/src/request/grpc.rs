@@ -1,0 +1,311 @@
+//! One gRPC call by the RPC semantic conventions: a SERVER span named by
+//! `rpc.method`, the status from `grpc-status` (trailers, or the headers of
+//! a trailers-only response), and `rpc.server.call.duration`.
+
+use super::{caller_context, peer_address, Failure, ERROR_TYPE_CANCELLED};
+use crate::config::{Config, RequestHead, ResponseHead};
+use http::{HeaderMap, StatusCode};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, StringValue};
+use otel_http_conventions::rpc::{self, GrpcCode, RpcMetricKey};
+use otel_http_conventions::semconv::attribute as attr;
+use otel_http_conventions::{server_host_port, shared_string, Side, OTHER_METHOD};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Whether the method of a call is one the server serves. The conventions
+/// want `_OTHER` for any other, so that no caller can make up span names or
+/// metric series.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Recognition {
+    /// Its service is among those the layer was told of.
+    Known,
+    /// Its service is not, or the path is no gRPC method at all.
+    Unknown,
+    /// The layer was told of no services: the response decides (see
+    /// [`GrpcState::recognized`]).
+    Undecided,
+}
+
+pub(crate) struct GrpcState {
+    config: Arc<Config>,
+    /// The server span's context: current while the handler runs.
+    pub(super) cx: Context,
+    recording: bool,
+    start: Instant,
+    start_time: SystemTime,
+    /// The method as the path names it (`inventory.v1.Inventory/Reserve`),
+    /// or the whole path when it names none.
+    method: Arc<str>,
+    recognition: Recognition,
+    /// When the caller's `grpc-timeout` runs out.
+    deadline: Option<Instant>,
+    http_status: Option<StatusCode>,
+    /// The response is gRPC (by its content-type).
+    grpc_response: bool,
+    /// The status came in the response headers, with no message before it.
+    trailers_only: bool,
+    status: Option<(GrpcCode, Option<String>)>,
+    /// The response has no body left: dropping it completes the call.
+    pub(super) complete_on_drop: bool,
+    finished: bool,
+}
+
+impl GrpcState {
+    /// Starts the call's span.
+    pub(super) fn start(config: &Arc<Config>, head: &RequestHead<'_>) -> Self {
+        let start = Instant::now();
+        let start_time = SystemTime::now();
+        let path = head.uri.path();
+        let method = rpc::method_from_path(path);
+        let recognition = match (method, &config.grpc_services) {
+            (None, _) => Recognition::Unknown,
+            (Some(m), Some(services)) => {
+                let service = m.split_once('/').map_or(m, |(service, _)| service);
+                if services.contains(service) {
+                    Recognition::Known
+                } else {
+                    Recognition::Unknown
+                }
+            }
+            (Some(_), None) => Recognition::Undecided,
+        };
+        let method: Arc<str> = Arc::from(method.unwrap_or(path));
+        let (parent, links) = caller_context(config, head);
+
+        // The sampler sees the method as its name when it may be real; an
+        // undecided method is renamed at the end if it was not.
+        let name: Cow<'static, str> = match recognition {
+            Recognition::Unknown => Cow::Borrowed(rpc::GRPC),
+            _ => Cow::Owned(method.to_string()),
+        };
+        let mut attrs = Vec::with_capacity(8);
+        attrs.push(KeyValue::new(rpc::RPC_SYSTEM_NAME, rpc::GRPC));
+        match recognition {
+            Recognition::Known => attrs.push(KeyValue::new(
+                rpc::RPC_METHOD,
+                StringValue::from(Arc::clone(&method)),
+            )),
+            Recognition::Unknown => {
+                attrs.push(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
+                attrs.push(KeyValue::new(
+                    rpc::RPC_METHOD_ORIGINAL,
+                    StringValue::from(Arc::clone(&method)),
+                ));
+            }
+            // Set at the end, once known: a span keeps every value set.
+            Recognition::Undecided => {}
+        }
+        if config.common.sampling_attributes {
+            push_connection_attributes(head, |kv| attrs.push(kv));
+        }
+        let mut builder = SpanBuilder::from_name(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(start_time)
+            .with_attributes(attrs);
+        builder.links = links;
+        let mut span = config.common.tracer.build_with_context(builder, &parent);
+
+        use opentelemetry::trace::Span as _;
+        let recording = span.is_recording();
+        if recording && !config.common.sampling_attributes {
+            push_connection_attributes(head, |kv| span.set_attribute(kv));
+        }
+        let cx = span.into_request_context(&parent, config.common.random_trace_ids);
+        if recording {
+            if let Some(hook) = &config.request_hook {
+                hook(&cx.span(), head);
+            }
+        }
+        GrpcState {
+            config: Arc::clone(config),
+            cx,
+            recording,
+            start,
+            start_time,
+            method,
+            recognition,
+            deadline: rpc::deadline(head.headers, start),
+            http_status: None,
+            grpc_response: false,
+            trailers_only: false,
+            status: None,
+            complete_on_drop: false,
+            finished: false,
+        }
+    }
+
+    /// Reads the response head: a trailers-only response carries the
+    /// status here.
+    pub(super) fn on_response(&mut self, head: &ResponseHead<'_>) {
+        self.http_status = Some(head.status);
+        self.grpc_response = rpc::is_grpc(head.headers);
+        if let Some(status) = rpc::status_from_headers(head.headers) {
+            self.status = Some(status);
+            self.trailers_only = true;
+        }
+        if self.recording {
+            if let Some(hook) = &self.config.response_hook {
+                hook(&self.cx.span(), head);
+            }
+        }
+    }
+
+    /// Reads the trailers, where a call that sent messages has its status.
+    pub(super) fn on_trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(status) = rpc::status_from_headers(trailers) {
+            self.status = Some(status);
+        }
+    }
+
+    /// Whether the method is one the server serves. Told of no services,
+    /// the layer believes a method a gRPC response answered, unless the
+    /// answer is the one tonic gives a path it has no route for (a
+    /// trailers-only `UNIMPLEMENTED` with no message). A call that ends
+    /// before any gRPC response cannot show its method is real.
+    fn recognized(&self, code: GrpcCode) -> bool {
+        match self.recognition {
+            Recognition::Known => true,
+            Recognition::Unknown => false,
+            Recognition::Undecided => {
+                let unrouted = code == GrpcCode::Unimplemented
+                    && self.trailers_only
+                    && self.status.as_ref().is_some_and(|(_, m)| m.is_none());
+                self.grpc_response && !unrouted
+            }
+        }
+    }
+
+    /// Ends the span and records the duration. `failure` is set when the
+    /// call failed before it had a status (the handler's error, a panic, a
+    /// body error, or the call given up).
+    pub(super) fn finish(&mut self, failure: Option<Failure>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let elapsed = self.start.elapsed();
+        let deadline_passed = self.deadline.is_some_and(|d| Instant::now() >= d);
+        let (code, message, failure) = match (failure, self.status.take()) {
+            // Given up: the caller went away, or its deadline passed.
+            (Some(f), _) if f.error_type == ERROR_TYPE_CANCELLED => {
+                (GrpcCode::of_abandoned_call(deadline_passed), None, None)
+            }
+            // Failed with no status of the application's: the server made
+            // one up.
+            (Some(f), _) => (GrpcCode::Unknown, None, Some(f)),
+            (None, Some((code, message))) => (code, message, None),
+            // Ended with no `grpc-status` at all (an HTTP answer to a gRPC
+            // request): the status a client would make of it.
+            (None, None) => (
+                self.http_status
+                    .filter(|s| *s != StatusCode::OK)
+                    .map_or(GrpcCode::Unknown, |s| GrpcCode::from_http_status(s.as_u16())),
+                None,
+                None,
+            ),
+        };
+        let error_type: Option<Cow<'static, str>> = match &failure {
+            Some(f) => Some(f.error_type.clone()),
+            None => code
+                .is_error(Side::Server)
+                .then_some(Cow::Borrowed(code.name())),
+        };
+        let recognized = self.recognized(code);
+
+        if self.recording {
+            let span = self.cx.span();
+            if self.recognition == Recognition::Undecided {
+                if recognized {
+                    span.set_attribute(KeyValue::new(
+                        rpc::RPC_METHOD,
+                        StringValue::from(Arc::clone(&self.method)),
+                    ));
+                } else {
+                    span.update_name(rpc::GRPC);
+                    span.set_attribute(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
+                    span.set_attribute(KeyValue::new(
+                        rpc::RPC_METHOD_ORIGINAL,
+                        StringValue::from(Arc::clone(&self.method)),
+                    ));
+                }
+            }
+            span.set_attribute(KeyValue::new(rpc::RPC_STATUS_CODE, code.name()));
+            if let Some(f) = &failure {
+                f.record(&span, &self.config);
+            }
+            if let Some(error_type) = &error_type {
+                span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
+                // The status message describes the error, redacted as an
+                // error's text is; the code is in its own attribute.
+                let description = message
+                    .as_deref()
+                    .map(|m| self.config.common.sensitive_query.redact_text(m).into_owned())
+                    .unwrap_or_default();
+                span.set_status(Status::error(description));
+            }
+        }
+        let key = RpcMetricKey {
+            method: if recognized {
+                &self.method
+            } else {
+                OTHER_METHOD
+            },
+            status: code,
+            error_type: error_type.as_deref(),
+            server_address: None,
+            server_port: None,
+        };
+        self.config
+            .rpc_metrics()
+            .record(&key, elapsed.as_secs_f64());
+        // Ended last, so that whoever sees the exported span also sees the
+        // call's duration recorded.
+        if self.recording {
+            self.cx.span().end_with_timestamp(self.start_time + elapsed);
+        }
+    }
+}
+
+impl Drop for GrpcState {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if std::thread::panicking() {
+            self.finish(Some(Failure::of_type(super::ERROR_TYPE_PANIC)));
+        } else if self.complete_on_drop {
+            self.finish(None);
+        } else {
+            self.finish(Some(Failure::of_type(ERROR_TYPE_CANCELLED)));
+        }
+    }
+}
+
+/// `server.address` / `server.port` from `:authority` (or `Host`), and the
+/// peer's address: built only for recorded calls (or for the sampler, when
+/// asked).
+fn push_connection_attributes(head: &RequestHead<'_>, mut out: impl FnMut(KeyValue)) {
+    let scheme = head
+        .uri
+        .scheme_str()
+        .and_then(otel_http_conventions::http_scheme)
+        .unwrap_or("http");
+    if let Some(hp) = server_host_port(head.headers, head.uri, scheme, false) {
+        out(KeyValue::new(attr::SERVER_ADDRESS, shared_string(hp.host)));
+        if let Some(port) = hp.port {
+            out(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+        }
+    }
+    if let Some(peer) = peer_address(head.extensions) {
+        out(KeyValue::new(
+            attr::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        out(KeyValue::new(
+            attr::NETWORK_PEER_PORT,
+            i64::from(peer.port()),
+        ));
+    }
+}
