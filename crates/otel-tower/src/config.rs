@@ -60,6 +60,38 @@ pub(crate) struct Config {
     pub(crate) grpc_services: Option<hashbrown::HashSet<Box<str>>>,
     /// `rpc.server.call.duration`, made with the first gRPC call.
     rpc_metrics: std::sync::OnceLock<RpcMetrics>,
+    /// gRPC methods a response has shown the server serves.
+    pub(crate) confirmed_methods: ConfirmedMethods,
+}
+
+/// How many gRPC methods [`ConfirmedMethods`] remembers.
+pub(crate) const MAX_CONFIRMED_METHODS: usize = 1024;
+
+/// The gRPC methods a real gRPC response has shown the server serves, so
+/// that a later call of one that ends before any response (cancelled, or
+/// past its deadline) keeps its name. At most [`MAX_CONFIRMED_METHODS`].
+#[derive(Default)]
+pub(crate) struct ConfirmedMethods(std::sync::RwLock<hashbrown::HashSet<Arc<str>>>);
+
+impl ConfirmedMethods {
+    pub(crate) fn contains(&self, method: &str) -> bool {
+        self.0.read().is_ok_and(|m| m.contains(method))
+    }
+
+    pub(crate) fn confirm(&self, method: &Arc<str>) {
+        let full = match self.0.read() {
+            Ok(m) if m.contains(&**method) => return,
+            Ok(m) => m.len() >= MAX_CONFIRMED_METHODS,
+            Err(_) => return,
+        };
+        if !full {
+            if let Ok(mut m) = self.0.write() {
+                if m.len() < MAX_CONFIRMED_METHODS {
+                    m.insert(Arc::clone(method));
+                }
+            }
+        }
+    }
 }
 
 impl Config {
@@ -382,9 +414,12 @@ impl OtelLayerBuilder {
     /// Default: the layer decides at the end of each call. A method that a
     /// gRPC response answered is believed, unless the answer is the
     /// trailers-only `UNIMPLEMENTED` without a message that tonic sends for
-    /// a path it has no route for; a call that ends before any gRPC
-    /// response gets `_OTHER`. Either way no caller can create span names
-    /// or metric series at will.
+    /// a path it has no route for, and is remembered (up to 1024 methods).
+    /// A call that ends before any gRPC response (cancelled, past its
+    /// deadline) keeps its method only if one was remembered, else gets
+    /// `_OTHER`. The sampler sees the method as the span name until then.
+    /// Either way no caller can create exported span names or metric series
+    /// at will.
     ///
     /// ```
     /// use otel_tower::OtelLayer;
@@ -415,6 +450,7 @@ impl OtelLayerBuilder {
             forwarding: self.forwarding,
             grpc_services: self.grpc_services,
             rpc_metrics: std::sync::OnceLock::new(),
+            confirmed_methods: ConfirmedMethods::default(),
         };
         crate::OtelLayer {
             config: Arc::new(config),

@@ -130,6 +130,7 @@
 mod body;
 mod config;
 mod future;
+pub mod grpc_client;
 mod layer;
 mod request;
 mod route_names;
@@ -138,6 +139,7 @@ mod service;
 pub use body::OtelBody;
 pub use config::{OtelLayerBuilder, RequestHead, ResponseHead};
 pub use future::ResponseFuture;
+pub use grpc_client::{GrpcClientLayer, GrpcClientLayerBuilder};
 pub use layer::OtelLayer;
 pub use request::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 pub use service::OtelService;

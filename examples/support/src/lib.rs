@@ -19,13 +19,27 @@ where
     T: ObjectSafeTracerProvider + ?Sized,
     M: MeterProvider + ?Sized,
 {
-    router.route("/health", get(|| async { "ok" })).layer(
-        otel_tower::OtelLayer::builder()
-            .tracer_provider(tracer_provider)
-            .meter_provider(meter_provider)
-            .filter(|req| req.uri.path() != "/health")
-            .build(),
-    )
+    instrumented_with(router, layer(tracer_provider, meter_provider))
+}
+
+/// The services' `OtelLayer` settings: the given providers, `/health` not
+/// traced.
+pub fn layer<T, M>(tracer_provider: &T, meter_provider: &M) -> otel_tower::OtelLayerBuilder
+where
+    T: ObjectSafeTracerProvider + ?Sized,
+    M: MeterProvider + ?Sized,
+{
+    otel_tower::OtelLayer::builder()
+        .tracer_provider(tracer_provider)
+        .meter_provider(meter_provider)
+        .filter(|req| req.uri.path() != "/health")
+}
+
+/// Adds `GET /health` and the layer `builder` makes.
+pub fn instrumented_with(router: Router, builder: otel_tower::OtelLayerBuilder) -> Router {
+    router
+        .route("/health", get(|| async { "ok" }))
+        .layer(builder.build())
 }
 
 /// A tracer for a service's own spans.

@@ -19,12 +19,11 @@ use std::time::{Instant, SystemTime};
 /// metric series.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Recognition {
-    /// Its service is among those the layer was told of.
-    Known,
-    /// Its service is not, or the path is no gRPC method at all.
+    /// Its service is not among those the layer was told of, or the path
+    /// is no gRPC method at all.
     Unknown,
-    /// The layer was told of no services: the response decides (see
-    /// [`GrpcState::recognized`]).
+    /// The response decides (see [`GrpcState::recognized`]): a known
+    /// service can still be sent a method it lacks.
     Undecided,
 }
 
@@ -64,7 +63,7 @@ impl GrpcState {
             (Some(m), Some(services)) => {
                 let service = m.split_once('/').map_or(m, |(service, _)| service);
                 if services.contains(service) {
-                    Recognition::Known
+                    Recognition::Undecided
                 } else {
                     Recognition::Unknown
                 }
@@ -83,10 +82,6 @@ impl GrpcState {
         let mut attrs = Vec::with_capacity(8);
         attrs.push(KeyValue::new(rpc::RPC_SYSTEM_NAME, rpc::GRPC));
         match recognition {
-            Recognition::Known => attrs.push(KeyValue::new(
-                rpc::RPC_METHOD,
-                StringValue::from(Arc::clone(&method)),
-            )),
             Recognition::Unknown => {
                 attrs.push(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
                 attrs.push(KeyValue::new(
@@ -159,20 +154,26 @@ impl GrpcState {
         }
     }
 
-    /// Whether the method is one the server serves. Told of no services,
-    /// the layer believes a method a gRPC response answered, unless the
+    /// Whether the method is one the server serves. The layer believes a
+    /// method of a service it serves (any, when not told of services) that
+    /// a gRPC response answered, unless the
     /// answer is the one tonic gives a path it has no route for (a
-    /// trailers-only `UNIMPLEMENTED` with no message). A call that ends
-    /// before any gRPC response cannot show its method is real.
-    fn recognized(&self, code: GrpcCode) -> bool {
+    /// trailers-only `UNIMPLEMENTED` with no message); such methods are
+    /// remembered (a bounded set). A call that ends before any gRPC
+    /// response is believed only if its method was confirmed before.
+    fn recognized(&self, code: GrpcCode, message: Option<&str>) -> bool {
         match self.recognition {
-            Recognition::Known => true,
             Recognition::Unknown => false,
+            Recognition::Undecided if !self.grpc_response => {
+                self.config.confirmed_methods.contains(&self.method)
+            }
             Recognition::Undecided => {
-                let unrouted = code == GrpcCode::Unimplemented
-                    && self.trailers_only
-                    && self.status.as_ref().is_some_and(|(_, m)| m.is_none());
-                self.grpc_response && !unrouted
+                let unrouted =
+                    code == GrpcCode::Unimplemented && self.trailers_only && message.is_none();
+                if !unrouted {
+                    self.config.confirmed_methods.confirm(&self.method);
+                }
+                !unrouted
             }
         }
     }
@@ -212,7 +213,7 @@ impl GrpcState {
                 .is_error(Side::Server)
                 .then_some(Cow::Borrowed(code.name())),
         };
-        let recognized = self.recognized(code);
+        let recognized = self.recognized(code, message.as_deref());
 
         if self.recording {
             let span = self.cx.span();

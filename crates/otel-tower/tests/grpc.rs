@@ -1,0 +1,826 @@
+//! gRPC over real loopback HTTP/2: `OtelLayer` on a tonic server and
+//! `GrpcClientLayer` on a tonic channel, one rule of the RPC conventions per
+//! test (see `otel_http_conventions::rpc` and the crate docs).
+
+use axum::routing::get;
+use http::Uri;
+use inventory_service::pb::inventory_client::InventoryClient;
+use inventory_service::pb::inventory_server::{Inventory, InventoryServer};
+use inventory_service::pb::{ReserveReply, ReserveRequest, StockLevel, WatchRequest};
+use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::{Context, KeyValue, Value};
+use otel_http_conventions::rpc::CALL_DURATION_BUCKETS;
+use otel_testkit::{SpanData, SpanDataExt, TestTelemetry};
+use otel_tower::{GrpcClientLayer, OtelLayer};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tower::ServiceBuilder;
+
+const WAIT: Duration = Duration::from_secs(10);
+const RESERVE: &str = "inventory.v1.Inventory/Reserve";
+
+/// The test service: the item names the outcome.
+/// - `ok`: a reply;
+/// - `code:N`: status N, before any message (trailers-only);
+/// - `slow:MS`: a reply after MS milliseconds;
+/// - Watch `fail-after:N`: N messages, then `DATA_LOSS` in the trailers.
+#[derive(Clone, Default)]
+struct TestInventory {
+    /// The `traceparent` and `baggage` each call arrived with.
+    seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+}
+
+fn outcome(item: &str) -> Result<(), Status> {
+    match item.split_once(':') {
+        Some(("code", n)) => {
+            let code = Code::from(n.parse::<i32>().unwrap_or(2));
+            Err(Status::new(code, format!("failed with {n}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+type LevelStream = Pin<Box<dyn Stream<Item = Result<StockLevel, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Inventory for TestInventory {
+    async fn reserve(
+        &self,
+        request: Request<ReserveRequest>,
+    ) -> Result<Response<ReserveReply>, Status> {
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        self.seen
+            .lock()
+            .unwrap()
+            .push((header("traceparent"), header("baggage")));
+        let item = request.into_inner().item;
+        if let Some(ms) = item.strip_prefix("slow:") {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        }
+        outcome(&item)?;
+        Ok(Response::new(ReserveReply {
+            reservation_id: "r-1".into(),
+            remaining: 1,
+        }))
+    }
+
+    type WatchStream = LevelStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let WatchRequest { item, updates } = request.into_inner();
+        outcome(&item)?;
+        let fail_after = item
+            .strip_prefix("fail-after:")
+            .and_then(|n| n.parse::<u32>().ok());
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            for n in 0..updates {
+                if fail_after == Some(n) {
+                    let _ = tx.send(Err(Status::data_loss("stock feed broke"))).await;
+                    return;
+                }
+                let level = StockLevel {
+                    item: item.clone(),
+                    available: n,
+                };
+                if tx.send(Ok(level)).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn reserve_many(
+        &self,
+        request: Request<Streaming<ReserveRequest>>,
+    ) -> Result<Response<ReserveReply>, Status> {
+        let mut lines = request.into_inner();
+        let mut count = 0;
+        while let Some(line) = lines.next().await {
+            outcome(&line?.item)?;
+            count += 1;
+        }
+        Ok(Response::new(ReserveReply {
+            reservation_id: "r-many".into(),
+            remaining: count,
+        }))
+    }
+
+    type SyncStream = LevelStream;
+
+    async fn sync(
+        &self,
+        request: Request<Streaming<ReserveRequest>>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
+        let lines = request.into_inner();
+        Ok(Response::new(Box::pin(lines.map(|line| {
+            let line = line?;
+            outcome(&line.item)?;
+            Ok(StockLevel {
+                item: line.item,
+                available: line.quantity,
+            })
+        }))))
+    }
+}
+
+struct Fixture {
+    telemetry: TestTelemetry,
+    service: TestInventory,
+    addr: SocketAddr,
+}
+
+async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
+
+fn server_layer(telemetry: &TestTelemetry) -> otel_tower::OtelLayerBuilder {
+    OtelLayer::builder()
+        .tracer_provider(telemetry.tracer_provider())
+        .meter_provider(telemetry.meter_provider())
+        .propagator(otel_propagation::default_propagator())
+}
+
+/// The test service behind `layer`, with an axum route beside it.
+async fn start_with(layer: impl FnOnce(&TestTelemetry) -> OtelLayer) -> Fixture {
+    let telemetry = TestTelemetry::new();
+    let service = TestInventory::default();
+    let router = tonic::service::Routes::new(InventoryServer::new(service.clone()))
+        .into_axum_router()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(layer(&telemetry));
+    let addr = serve(router).await;
+    Fixture {
+        telemetry,
+        service,
+        addr,
+    }
+}
+
+async fn start() -> Fixture {
+    start_with(|t| server_layer(t).build()).await
+}
+
+type TracedChannel = otel_tower::grpc_client::GrpcClientService<tonic::transport::Channel>;
+
+impl Fixture {
+    fn target(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn client_layer(&self) -> otel_tower::GrpcClientLayerBuilder {
+        GrpcClientLayer::builder(self.target())
+            .tracer_provider(self.telemetry.tracer_provider())
+            .meter_provider(self.telemetry.meter_provider())
+            .propagator(otel_propagation::default_propagator())
+    }
+
+    async fn client_with(&self, layer: GrpcClientLayer) -> InventoryClient<TracedChannel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.target())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        InventoryClient::new(ServiceBuilder::new().layer(layer).service(channel))
+    }
+
+    async fn client(&self) -> InventoryClient<TracedChannel> {
+        self.client_with(self.client_layer().build()).await
+    }
+
+    /// Waits for the one span of `kind` named `name`.
+    async fn span(&self, kind: SpanKind, name: &str) -> SpanData {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let spans = self.telemetry.spans();
+            let found: Vec<&SpanData> = spans
+                .iter()
+                .filter(|s| s.span_kind == kind && s.name == name)
+                .collect();
+            match found.as_slice() {
+                [one] => return (*one).clone(),
+                [_, _, ..] => panic!("more than one {kind:?} span {name:?}"),
+                [] if Instant::now() >= deadline => panic!(
+                    "no {kind:?} span {name:?}; spans: {:?}",
+                    spans.iter().map(|s| (&s.span_kind, &s.name)).collect::<Vec<_>>()
+                ),
+                [] => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    async fn spans(&self, name: &str) -> (SpanData, SpanData) {
+        let server = self.span(SpanKind::Server, name).await;
+        let client = self.span(SpanKind::Client, name).await;
+        (server, client)
+    }
+}
+
+fn reserve(item: &str) -> ReserveRequest {
+    ReserveRequest {
+        item: item.into(),
+        quantity: 1,
+    }
+}
+
+fn int(span: &SpanData, key: &str) -> i64 {
+    match span.attr(key) {
+        Some(Value::I64(n)) => *n,
+        other => panic!("{key} is not an int on {:?}: {other:?}", span.name),
+    }
+}
+
+fn string(span: &SpanData, key: &str) -> String {
+    match span.attr(key) {
+        Some(Value::String(s)) => s.as_str().to_owned(),
+        other => panic!("{key} is not a string on {:?}: {other:?}", span.name),
+    }
+}
+
+fn is_error(span: &SpanData) -> bool {
+    matches!(span.status, SpanStatus::Error { .. })
+}
+
+fn description(span: &SpanData) -> String {
+    match &span.status {
+        SpanStatus::Error { description } => description.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn keys(span: &SpanData) -> Vec<String> {
+    let mut k: Vec<String> = span.attributes.iter().map(|kv| kv.key.to_string()).collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn k1_unary_ok_spans_every_attribute_and_its_type() {
+    let f = start().await;
+    let mut client = f.client().await;
+    client.reserve(reserve("ok")).await.unwrap();
+    let (server, client) = f.spans(RESERVE).await;
+
+    assert_eq!(server.span_kind, SpanKind::Server);
+    assert_eq!(string(&server, "rpc.system.name"), "grpc");
+    assert_eq!(string(&server, "rpc.method"), RESERVE);
+    assert_eq!(string(&server, "rpc.response.status_code"), "OK");
+    assert_eq!(string(&server, "server.address"), "127.0.0.1");
+    assert_eq!(int(&server, "server.port"), i64::from(f.addr.port()));
+    assert_eq!(string(&server, "network.peer.address"), "127.0.0.1");
+    assert!(int(&server, "network.peer.port") > 0);
+    assert_eq!(server.status, SpanStatus::Unset);
+    assert_eq!(
+        keys(&server),
+        [
+            "network.peer.address",
+            "network.peer.port",
+            "rpc.method",
+            "rpc.response.status_code",
+            "rpc.system.name",
+            "server.address",
+            "server.port",
+        ],
+        "no HTTP attribute on a gRPC span"
+    );
+
+    assert_eq!(client.span_kind, SpanKind::Client);
+    assert_eq!(
+        keys(&client),
+        [
+            "rpc.method",
+            "rpc.response.status_code",
+            "rpc.system.name",
+            "server.address",
+            "server.port",
+        ]
+    );
+    assert_eq!(string(&client, "rpc.method"), RESERVE);
+    assert_eq!(string(&client, "rpc.response.status_code"), "OK");
+    assert_eq!(string(&client, "server.address"), "127.0.0.1");
+    assert_eq!(int(&client, "server.port"), i64::from(f.addr.port()));
+    assert_eq!(client.status, SpanStatus::Unset);
+    otel_testkit::assert_child_of(&server, &client);
+    assert!(server.events.is_empty() && client.events.is_empty(), "no message events");
+}
+
+#[tokio::test]
+async fn g1_g2_call_durations_have_the_conventions_attributes_and_buckets() {
+    let f = start().await;
+    let mut client = f.client().await;
+    client.reserve(reserve("ok")).await.unwrap();
+    let _ = client.reserve(reserve("code:13")).await;
+    let deadline = Instant::now() + WAIT;
+    while f.telemetry.spans().len() < 4 {
+        assert!(Instant::now() < deadline, "4 spans");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let server = f.telemetry.histogram("rpc.server.call.duration");
+    let client = f.telemetry.histogram("rpc.client.call.duration");
+    assert_eq!(server.len(), 2, "{server:?}");
+    assert_eq!(client.len(), 2, "{client:?}");
+    for p in server.iter().chain(&client) {
+        assert_eq!(p.unit, "s");
+        assert_eq!(p.bounds, CALL_DURATION_BUCKETS.to_vec());
+        assert_eq!(p.count, 1);
+        assert_eq!(p.attr("rpc.system.name"), Some(&Value::from("grpc")));
+        assert_eq!(p.attr("rpc.method"), Some(&Value::from(RESERVE)));
+    }
+    let ok = server
+        .iter()
+        .find(|p| p.attr("rpc.response.status_code") == Some(&Value::from("OK")))
+        .unwrap();
+    assert_eq!(
+        ok.keys(),
+        ["rpc.method", "rpc.response.status_code", "rpc.system.name"]
+    );
+    let failed = server
+        .iter()
+        .find(|p| p.attr("rpc.response.status_code") == Some(&Value::from("INTERNAL")))
+        .unwrap();
+    assert_eq!(failed.attr("error.type"), Some(&Value::from("INTERNAL")));
+    let ok = client
+        .iter()
+        .find(|p| p.attr("rpc.response.status_code") == Some(&Value::from("OK")))
+        .unwrap();
+    assert_eq!(
+        ok.keys(),
+        [
+            "rpc.method",
+            "rpc.response.status_code",
+            "rpc.system.name",
+            "server.address",
+            "server.port"
+        ]
+    );
+    assert_eq!(ok.attr("server.port"), Some(&Value::I64(i64::from(f.addr.port()))));
+    assert!(
+        f.telemetry.histogram("http.server.request.duration").is_empty(),
+        "a gRPC call records no HTTP metric"
+    );
+}
+
+#[tokio::test]
+async fn c1_status_classes_on_each_side() {
+    // (code, a server error?)
+    let cases = [
+        (Code::Cancelled, false),
+        (Code::Unknown, true),
+        (Code::InvalidArgument, false),
+        (Code::DeadlineExceeded, true),
+        (Code::NotFound, false),
+        (Code::PermissionDenied, false),
+        (Code::ResourceExhausted, false),
+        (Code::FailedPrecondition, false),
+        (Code::Unimplemented, true),
+        (Code::Internal, true),
+        (Code::Unavailable, true),
+        (Code::DataLoss, true),
+        (Code::Unauthenticated, false),
+    ];
+    for (code, server_error) in cases {
+        let f = start().await;
+        let mut client = f.client().await;
+        let n = code as i32;
+        let status = client
+            .reserve(reserve(&format!("code:{n}")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code);
+        let (server, client) = f.spans(RESERVE).await;
+        let name = otel_http_conventions::rpc::GrpcCode::from_number(n as u32).name();
+        for span in [&server, &client] {
+            assert_eq!(string(span, "rpc.response.status_code"), name, "{code:?}");
+        }
+        assert_eq!(is_error(&server), server_error, "server {code:?}");
+        assert_eq!(
+            server.attr("error.type").map(|v| v.as_str().into_owned()),
+            server_error.then(|| name.to_owned()),
+            "server {code:?}"
+        );
+        if server_error {
+            assert_eq!(description(&server), format!("failed with {n}"));
+        }
+        assert!(is_error(&client), "client {code:?}");
+        assert_eq!(string(&client, "error.type"), name);
+        assert_eq!(description(&client), format!("failed with {n}"));
+        // A known method keeps its name whatever the status.
+        assert_eq!(string(&server, "rpc.method"), RESERVE);
+    }
+}
+
+#[tokio::test]
+async fn k4_status_after_messages_is_read_from_the_trailers() {
+    let f = start().await;
+    let mut client = f.client().await;
+    let mut stream = client
+        .watch(WatchRequest {
+            item: "fail-after:2".into(),
+            updates: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = 0;
+    let status = loop {
+        match stream.next().await {
+            Some(Ok(_)) => received += 1,
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended without its error"),
+        }
+    };
+    assert_eq!((received, status.code()), (2, Code::DataLoss));
+    let (server, client) = f.spans("inventory.v1.Inventory/Watch").await;
+    for span in [&server, &client] {
+        assert_eq!(string(span, "rpc.response.status_code"), "DATA_LOSS");
+        assert_eq!(string(span, "error.type"), "DATA_LOSS");
+        assert_eq!(description(span), "stock feed broke");
+    }
+}
+
+#[tokio::test]
+async fn e1_each_streaming_kind_is_one_span_per_call_ending_with_the_stream() {
+    let f = start().await;
+    let mut client = f.client().await;
+
+    // Server streaming: 4 messages, 5 ms apart.
+    let started = Instant::now();
+    let mut watch = client
+        .watch(WatchRequest {
+            item: "ok".into(),
+            updates: 4,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(level) = watch.next().await {
+        level.unwrap();
+        n += 1;
+    }
+    let streamed_for = started.elapsed();
+    assert_eq!(n, 4);
+
+    // Client streaming: 3 messages in, one out.
+    let lines = tokio_stream::iter(vec![reserve("ok"), reserve("ok"), reserve("ok")]);
+    let reply = client.reserve_many(lines).await.unwrap().into_inner();
+    assert_eq!(reply.remaining, 3);
+
+    // Bidirectional: 3 in, 3 out.
+    let lines = tokio_stream::iter(vec![reserve("ok"), reserve("ok"), reserve("ok")]);
+    let mut sync = client.sync(lines).await.unwrap().into_inner();
+    let mut n = 0;
+    while let Some(level) = sync.next().await {
+        level.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 3);
+
+    for method in ["Watch", "ReserveMany", "Sync"] {
+        let name = format!("inventory.v1.Inventory/{method}");
+        let (server, client) = f.spans(&name).await;
+        for span in [&server, &client] {
+            assert_eq!(string(span, "rpc.response.status_code"), "OK", "{name}");
+            assert!(span.events.is_empty(), "no message events");
+        }
+        otel_testkit::assert_child_of(&server, &client);
+    }
+    let (server, client) = f.spans("inventory.v1.Inventory/Watch").await;
+    // The span lasts until the stream's end: at least the 15 ms between
+    // the 4 messages.
+    for span in [&server, &client] {
+        let lasted = span.end_time.duration_since(span.start_time).unwrap();
+        assert!(lasted >= Duration::from_millis(15), "{lasted:?}");
+        assert!(lasted <= streamed_for + Duration::from_millis(50));
+    }
+    let durations = f.telemetry.histogram("rpc.server.call.duration");
+    assert_eq!(durations.len(), 3, "one series per method");
+    assert!(durations.iter().all(|p| p.count == 1));
+}
+
+#[tokio::test]
+async fn e4_a_call_dropped_mid_stream_is_cancelled_on_both_sides() {
+    let f = start().await;
+    let mut client = f.client().await;
+    let mut watch = client
+        .watch(WatchRequest {
+            item: "ok".into(),
+            updates: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.next().await.unwrap().unwrap();
+    drop(watch);
+    let (server, client) = f.spans("inventory.v1.Inventory/Watch").await;
+    assert_eq!(string(&client, "rpc.response.status_code"), "CANCELLED");
+    assert_eq!(string(&client, "error.type"), "CANCELLED");
+    assert!(is_error(&client));
+    assert_eq!(string(&server, "rpc.response.status_code"), "CANCELLED");
+    assert!(!server.has_attr("error.type"), "CANCELLED is the caller's doing");
+    assert_eq!(server.status, SpanStatus::Unset);
+}
+
+#[tokio::test]
+async fn e5_an_expired_deadline_is_deadline_exceeded_on_both_sides() {
+    let f = start().await;
+    let mut client = f.client().await;
+    // The method has answered once: the server believes it is real even
+    // when a later call ends before any answer.
+    client.reserve(reserve("ok")).await.unwrap();
+    let _ = f.spans(RESERVE).await;
+    f.telemetry.reset();
+    let mut request = Request::new(reserve("slow:2000"));
+    request.set_timeout(Duration::from_millis(100));
+    let status = client.reserve(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "tonic's own word for it");
+    let (server, client) = f.spans(RESERVE).await;
+    for span in [&server, &client] {
+        assert_eq!(string(span, "rpc.response.status_code"), "DEADLINE_EXCEEDED");
+        assert_eq!(string(span, "error.type"), "DEADLINE_EXCEEDED");
+        assert!(is_error(span));
+    }
+}
+
+/// Calls `path` (a method the server may not have) with an empty message.
+async fn call_path(f: &Fixture, layer: GrpcClientLayer, path: &'static str) -> Status {
+    let channel = tonic::transport::Endpoint::from_shared(f.target())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(ServiceBuilder::new().layer(layer).service(channel));
+    grpc.ready().await.unwrap();
+    let codec: tonic_prost::ProstCodec<WatchRequest, ReserveReply> =
+        tonic_prost::ProstCodec::default();
+    grpc.unary(
+        Request::new(WatchRequest::default()),
+        http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn d1_d2_unknown_methods_are_other_named_grpc() {
+    for told_services in [false, true] {
+        let f = start_with(|t| {
+            let b = server_layer(t);
+            if told_services {
+                b.grpc_services([inventory_service::SERVICE]).build()
+            } else {
+                b.build()
+            }
+        })
+        .await;
+        for path in ["/inventory.v1.Inventory/Nope", "/nope.v1.Nope/Reserve"] {
+            f.telemetry.reset();
+            let status = call_path(&f, f.client_layer().build(), path).await;
+            assert_eq!(status.code(), Code::Unimplemented);
+            let server = f.span(SpanKind::Server, "grpc").await;
+            assert_eq!(string(&server, "rpc.method"), "_OTHER", "{path}");
+            assert_eq!(string(&server, "rpc.method_original"), &path[1..]);
+            assert_eq!(string(&server, "rpc.response.status_code"), "UNIMPLEMENTED");
+            assert!(is_error(&server));
+            assert_eq!(
+                server.attributes.iter().filter(|kv| kv.key.as_str() == "rpc.method").count(),
+                1,
+                "rpc.method is set once"
+            );
+            let client = f.span(SpanKind::Client, &path[1..]).await;
+            assert!(is_error(&client));
+        }
+    }
+}
+
+#[tokio::test]
+async fn d1_made_up_methods_create_one_metric_series() {
+    let f = start().await;
+    let channel = tonic::transport::Endpoint::from_shared(f.target())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // No client layer: only the server's series are counted.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for n in 0..200 {
+        grpc.ready().await.unwrap();
+        let codec: tonic_prost::ProstCodec<WatchRequest, ReserveReply> =
+            tonic_prost::ProstCodec::default();
+        let path: http::uri::PathAndQuery = format!("/made.up{n}.Service/Method{n}").parse().unwrap();
+        let _ = grpc
+            .unary(Request::new(WatchRequest::default()), path, codec)
+            .await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let points = loop {
+        let points = f.telemetry.histogram("rpc.server.call.duration");
+        if points.iter().map(|p| p.count).sum::<u64>() == 200 || Instant::now() > deadline {
+            break points;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(points.len(), 1, "{} series", points.len());
+    assert_eq!(points[0].attr("rpc.method"), Some(&Value::from("_OTHER")));
+    assert_eq!(points[0].count, 200);
+    let spans = f.telemetry.spans();
+    assert!(spans.iter().all(|s| s.name == "grpc"), "no made-up span name");
+}
+
+#[tokio::test]
+async fn k8_context_and_baggage_cross_in_the_metadata() {
+    let f = start().await;
+    let mut client = f.client().await;
+    let tracer = f.telemetry.tracer_provider().tracer("test");
+    let parent = tracer.start("parent");
+    let cx = Context::current_with_span(parent)
+        .with_baggage([KeyValue::new("tenant", "acme")]);
+    {
+        let _guard = cx.clone().attach();
+        client.reserve(reserve("ok")).await.unwrap();
+    }
+    cx.span().end();
+    let (server, client) = f.spans(RESERVE).await;
+    let parent = f.telemetry.span("parent");
+    otel_testkit::assert_child_of(&client, &parent);
+    otel_testkit::assert_child_of(&server, &client);
+    let seen = f.service.seen.lock().unwrap().clone();
+    let (traceparent, baggage) = &seen[0];
+    assert!(traceparent
+        .as_deref()
+        .is_some_and(|t| t.contains(&client.span_id().to_string())));
+    assert_eq!(baggage.as_deref(), Some("tenant=acme"));
+}
+
+#[tokio::test]
+async fn k8_propagate_to_keeps_the_context_from_targets_not_allowed() {
+    let f = start().await;
+    let layer = f
+        .client_layer()
+        .propagate_to(|uri: &Uri| uri.host() == Some("inventory.internal"))
+        .build();
+    let mut client = f.client_with(layer).await;
+    client.reserve(reserve("ok")).await.unwrap();
+    let (server, client) = f.spans(RESERVE).await;
+    assert_eq!(f.service.seen.lock().unwrap()[0], (None, None));
+    assert_ne!(server.trace_id(), client.trace_id(), "the server starts its own trace");
+}
+
+#[tokio::test]
+async fn k8_a_malformed_traceparent_starts_a_new_trace() {
+    let f = start().await;
+    let channel = tonic::transport::Endpoint::from_shared(f.target())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = InventoryClient::new(channel);
+    let mut request = Request::new(reserve("ok"));
+    request
+        .metadata_mut()
+        .insert("traceparent", "00-xyz-0000000000000001-01".parse().unwrap());
+    client.reserve(request).await.unwrap();
+    let server = f.span(SpanKind::Server, RESERVE).await;
+    assert_eq!(server.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+}
+
+#[tokio::test]
+async fn k9_one_layer_serves_http_routes_beside_grpc_and_grpc_web_stays_http() {
+    let f = start().await;
+    let http = reqwest::Client::new();
+    let hello = http
+        .get(format!("http://{}/hello", f.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hello.status(), 200);
+    let span = f.span(SpanKind::Server, "GET /hello").await;
+    assert_eq!(string(&span, "http.request.method"), "GET");
+    assert!(!span.has_attr("rpc.system.name"));
+
+    let _ = http
+        .post(format!("http://{}/{RESERVE}", f.addr))
+        .header("content-type", "application/grpc-web+proto")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let web = loop {
+        let spans = f.telemetry.spans();
+        if let Some(s) = spans.iter().find(|s| s.attr("http.request.method").is_some_and(|m| m.as_str() == "POST")) {
+            break s.clone();
+        }
+        assert!(Instant::now() < deadline, "no gRPC-Web span");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(!web.has_attr("rpc.system.name"), "gRPC-Web is recorded as HTTP");
+}
+
+#[tokio::test]
+async fn c4_a_client_answered_503_without_grpc_status_records_unavailable() {
+    let telemetry = TestTelemetry::new();
+    let router = axum::Router::new().fallback(|| async {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "maintenance")
+    });
+    let addr = serve(router).await;
+    let f = Fixture {
+        telemetry,
+        service: TestInventory::default(),
+        addr,
+    };
+    let mut client = f.client().await;
+    // tonic reports its own reading of the body; the span follows gRPC's
+    // HTTP-to-gRPC status mapping.
+    client.reserve(reserve("ok")).await.unwrap_err();
+    let span = f.span(SpanKind::Client, RESERVE).await;
+    assert_eq!(string(&span, "rpc.response.status_code"), "UNAVAILABLE");
+    assert_eq!(string(&span, "error.type"), "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn c4_a_refused_connection_records_unavailable_and_the_error() {
+    let telemetry = TestTelemetry::new();
+    // A port with nothing listening: bound, then closed.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let f = Fixture {
+        telemetry,
+        service: TestInventory::default(),
+        addr,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(f.target())
+        .unwrap()
+        .connect_lazy();
+    let mut client =
+        InventoryClient::new(ServiceBuilder::new().layer(f.client_layer().build()).service(channel));
+    let status = client.reserve(reserve("ok")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    let span = f.span(SpanKind::Client, RESERVE).await;
+    assert_eq!(string(&span, "rpc.response.status_code"), "UNAVAILABLE");
+    assert_eq!(string(&span, "error.type"), "UNAVAILABLE");
+    assert!(span.events.iter().any(|e| e.name == "exception"));
+    let points = f.telemetry.histogram("rpc.client.call.duration");
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].attr("error.type"), Some(&Value::from("UNAVAILABLE")));
+}
+
+#[tokio::test]
+async fn g3_unsampled_calls_record_durations_and_no_span() {
+    let telemetry = TestTelemetry::with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff);
+    let service = TestInventory::default();
+    let router = tonic::service::Routes::new(InventoryServer::new(service.clone()))
+        .into_axum_router()
+        .layer(server_layer(&telemetry).build());
+    let addr = serve(router).await;
+    let f = Fixture {
+        telemetry,
+        service,
+        addr,
+    };
+    let mut client = f.client().await;
+    client.reserve(reserve("ok")).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while f.telemetry.histogram("rpc.server.call.duration").is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(f.telemetry.histogram("rpc.client.call.duration").len(), 1);
+    assert!(f.telemetry.spans().is_empty());
+    // The context still crosses, unsampled.
+    let seen = f.service.seen.lock().unwrap().clone();
+    let flags = seen[0].0.as_deref().and_then(|t| t.rsplit('-').next()).unwrap();
+    let flags = u8::from_str_radix(flags, 16).unwrap();
+    assert_eq!(flags & 1, 0, "sent as not sampled");
+}
