@@ -7,8 +7,10 @@ use http::Uri;
 use inventory_service::pb::inventory_client::InventoryClient;
 use inventory_service::pb::inventory_server::{Inventory, InventoryServer};
 use inventory_service::pb::{ReserveReply, ReserveRequest, StockLevel, WatchRequest};
-use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::{
+    SpanKind, Status as SpanStatus, TraceContextExt, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue, Value};
 use otel_http_conventions::rpc::CALL_DURATION_BUCKETS;
 use otel_testkit::{SpanData, SpanDataExt, TestTelemetry};
@@ -32,8 +34,11 @@ const RESERVE: &str = "inventory.v1.Inventory/Reserve";
 #[derive(Clone, Default)]
 struct TestInventory {
     /// The `traceparent` and `baggage` each call arrived with.
-    seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+/// A call's `traceparent` and `baggage`, as the handler saw them.
+type Seen = (Option<String>, Option<String>);
 
 fn outcome(item: &str) -> Result<(), Status> {
     match item.split_once(':') {
@@ -229,7 +234,10 @@ impl Fixture {
                 [_, _, ..] => panic!("more than one {kind:?} span {name:?}"),
                 [] if Instant::now() >= deadline => panic!(
                     "no {kind:?} span {name:?}; spans: {:?}",
-                    spans.iter().map(|s| (&s.span_kind, &s.name)).collect::<Vec<_>>()
+                    spans
+                        .iter()
+                        .map(|s| (&s.span_kind, &s.name))
+                        .collect::<Vec<_>>()
                 ),
                 [] => tokio::time::sleep(Duration::from_millis(5)).await,
             }
@@ -276,7 +284,11 @@ fn description(span: &SpanData) -> String {
 }
 
 fn keys(span: &SpanData) -> Vec<String> {
-    let mut k: Vec<String> = span.attributes.iter().map(|kv| kv.key.to_string()).collect();
+    let mut k: Vec<String> = span
+        .attributes
+        .iter()
+        .map(|kv| kv.key.to_string())
+        .collect();
     k.sort();
     k
 }
@@ -328,7 +340,10 @@ async fn k1_unary_ok_spans_every_attribute_and_its_type() {
     assert_eq!(int(&client, "server.port"), i64::from(f.addr.port()));
     assert_eq!(client.status, SpanStatus::Unset);
     otel_testkit::assert_child_of(&server, &client);
-    assert!(server.events.is_empty() && client.events.is_empty(), "no message events");
+    assert!(
+        server.events.is_empty() && client.events.is_empty(),
+        "no message events"
+    );
 }
 
 #[tokio::test]
@@ -381,9 +396,14 @@ async fn g1_g2_call_durations_have_the_conventions_attributes_and_buckets() {
             "server.port"
         ]
     );
-    assert_eq!(ok.attr("server.port"), Some(&Value::I64(i64::from(f.addr.port()))));
+    assert_eq!(
+        ok.attr("server.port"),
+        Some(&Value::I64(i64::from(f.addr.port())))
+    );
     assert!(
-        f.telemetry.histogram("http.server.request.duration").is_empty(),
+        f.telemetry
+            .histogram("http.server.request.duration")
+            .is_empty(),
         "a gRPC call records no HTTP metric"
     );
 }
@@ -545,7 +565,10 @@ async fn e4_a_call_dropped_mid_stream_is_cancelled_on_both_sides() {
     assert_eq!(string(&client, "error.type"), "CANCELLED");
     assert!(is_error(&client));
     assert_eq!(string(&server, "rpc.response.status_code"), "CANCELLED");
-    assert!(!server.has_attr("error.type"), "CANCELLED is the caller's doing");
+    assert!(
+        !server.has_attr("error.type"),
+        "CANCELLED is the caller's doing"
+    );
     assert_eq!(server.status, SpanStatus::Unset);
 }
 
@@ -564,7 +587,10 @@ async fn e5_an_expired_deadline_is_deadline_exceeded_on_both_sides() {
     assert_eq!(status.code(), Code::Cancelled, "tonic's own word for it");
     let (server, client) = f.spans(RESERVE).await;
     for span in [&server, &client] {
-        assert_eq!(string(span, "rpc.response.status_code"), "DEADLINE_EXCEEDED");
+        assert_eq!(
+            string(span, "rpc.response.status_code"),
+            "DEADLINE_EXCEEDED"
+        );
         assert_eq!(string(span, "error.type"), "DEADLINE_EXCEEDED");
         assert!(is_error(span));
     }
@@ -612,7 +638,11 @@ async fn d1_d2_unknown_methods_are_other_named_grpc() {
             assert_eq!(string(&server, "rpc.response.status_code"), "UNIMPLEMENTED");
             assert!(is_error(&server));
             assert_eq!(
-                server.attributes.iter().filter(|kv| kv.key.as_str() == "rpc.method").count(),
+                server
+                    .attributes
+                    .iter()
+                    .filter(|kv| kv.key.as_str() == "rpc.method")
+                    .count(),
                 1,
                 "rpc.method is set once"
             );
@@ -636,7 +666,8 @@ async fn d1_made_up_methods_create_one_metric_series() {
         grpc.ready().await.unwrap();
         let codec: tonic_prost::ProstCodec<WatchRequest, ReserveReply> =
             tonic_prost::ProstCodec::default();
-        let path: http::uri::PathAndQuery = format!("/made.up{n}.Service/Method{n}").parse().unwrap();
+        let path: http::uri::PathAndQuery =
+            format!("/made.up{n}.Service/Method{n}").parse().unwrap();
         let _ = grpc
             .unary(Request::new(WatchRequest::default()), path, codec)
             .await;
@@ -653,7 +684,10 @@ async fn d1_made_up_methods_create_one_metric_series() {
     assert_eq!(points[0].attr("rpc.method"), Some(&Value::from("_OTHER")));
     assert_eq!(points[0].count, 200);
     let spans = f.telemetry.spans();
-    assert!(spans.iter().all(|s| s.name == "grpc"), "no made-up span name");
+    assert!(
+        spans.iter().all(|s| s.name == "grpc"),
+        "no made-up span name"
+    );
 }
 
 #[tokio::test]
@@ -662,8 +696,7 @@ async fn k8_context_and_baggage_cross_in_the_metadata() {
     let mut client = f.client().await;
     let tracer = f.telemetry.tracer_provider().tracer("test");
     let parent = tracer.start("parent");
-    let cx = Context::current_with_span(parent)
-        .with_baggage([KeyValue::new("tenant", "acme")]);
+    let cx = Context::current_with_span(parent).with_baggage([KeyValue::new("tenant", "acme")]);
     {
         let _guard = cx.clone().attach();
         client.reserve(reserve("ok")).await.unwrap();
@@ -692,7 +725,11 @@ async fn k8_propagate_to_keeps_the_context_from_targets_not_allowed() {
     client.reserve(reserve("ok")).await.unwrap();
     let (server, client) = f.spans(RESERVE).await;
     assert_eq!(f.service.seen.lock().unwrap()[0], (None, None));
-    assert_ne!(server.trace_id(), client.trace_id(), "the server starts its own trace");
+    assert_ne!(
+        server.trace_id(),
+        client.trace_id(),
+        "the server starts its own trace"
+    );
 }
 
 #[tokio::test]
@@ -737,21 +774,26 @@ async fn k9_one_layer_serves_http_routes_beside_grpc_and_grpc_web_stays_http() {
     let deadline = Instant::now() + WAIT;
     let web = loop {
         let spans = f.telemetry.spans();
-        if let Some(s) = spans.iter().find(|s| s.attr("http.request.method").is_some_and(|m| m.as_str() == "POST")) {
+        if let Some(s) = spans.iter().find(|s| {
+            s.attr("http.request.method")
+                .is_some_and(|m| m.as_str() == "POST")
+        }) {
             break s.clone();
         }
         assert!(Instant::now() < deadline, "no gRPC-Web span");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    assert!(!web.has_attr("rpc.system.name"), "gRPC-Web is recorded as HTTP");
+    assert!(
+        !web.has_attr("rpc.system.name"),
+        "gRPC-Web is recorded as HTTP"
+    );
 }
 
 #[tokio::test]
 async fn c4_a_client_answered_503_without_grpc_status_records_unavailable() {
     let telemetry = TestTelemetry::new();
-    let router = axum::Router::new().fallback(|| async {
-        (http::StatusCode::SERVICE_UNAVAILABLE, "maintenance")
-    });
+    let router = axum::Router::new()
+        .fallback(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") });
     let addr = serve(router).await;
     let f = Fixture {
         telemetry,
@@ -783,8 +825,11 @@ async fn c4_a_refused_connection_records_unavailable_and_the_error() {
     let channel = tonic::transport::Endpoint::from_shared(f.target())
         .unwrap()
         .connect_lazy();
-    let mut client =
-        InventoryClient::new(ServiceBuilder::new().layer(f.client_layer().build()).service(channel));
+    let mut client = InventoryClient::new(
+        ServiceBuilder::new()
+            .layer(f.client_layer().build())
+            .service(channel),
+    );
     let status = client.reserve(reserve("ok")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     let span = f.span(SpanKind::Client, RESERVE).await;
@@ -793,7 +838,10 @@ async fn c4_a_refused_connection_records_unavailable_and_the_error() {
     assert!(span.events.iter().any(|e| e.name == "exception"));
     let points = f.telemetry.histogram("rpc.client.call.duration");
     assert_eq!(points.len(), 1);
-    assert_eq!(points[0].attr("error.type"), Some(&Value::from("UNAVAILABLE")));
+    assert_eq!(
+        points[0].attr("error.type"),
+        Some(&Value::from("UNAVAILABLE"))
+    );
 }
 
 #[tokio::test]
@@ -820,7 +868,11 @@ async fn g3_unsampled_calls_record_durations_and_no_span() {
     assert!(f.telemetry.spans().is_empty());
     // The context still crosses, unsampled.
     let seen = f.service.seen.lock().unwrap().clone();
-    let flags = seen[0].0.as_deref().and_then(|t| t.rsplit('-').next()).unwrap();
+    let flags = seen[0]
+        .0
+        .as_deref()
+        .and_then(|t| t.rsplit('-').next())
+        .unwrap();
     let flags = u8::from_str_radix(flags, 16).unwrap();
     assert_eq!(flags & 1, 0, "sent as not sampled");
 }

@@ -1,7 +1,8 @@
-//! `cargo run`: starts order-service and user-service on 127.0.0.1, sends a
-//! few orders (a good one, an invalid one, one for an unknown user, and one
-//! that makes user-service fail), prints each trace as a waterfall across
-//! both services, and exits.
+//! `cargo run`: starts order-service, user-service and inventory-service
+//! (gRPC) on 127.0.0.1, sends a few orders (a good one, an invalid one, one
+//! for an unknown user, one that makes user-service fail, one for an item
+//! out of stock and one that makes inventory-service fail), prints each
+//! trace as a waterfall across the services, and exits.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans also go there (Jaeger,
 //! a collector), as from the real services.
@@ -98,24 +99,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let spans = Arc::new(Mutex::new(Vec::new()));
     let users = telemetry("user-service", &spans)?;
     let orders = telemetry("order-service", &spans)?;
-    let (Some(ut), Some(um), Some(ot), Some(om)) = (
+    let inventory = telemetry("inventory-service", &spans)?;
+    let (Some(ut), Some(um), Some(ot), Some(om), Some(it), Some(im)) = (
         users.tracer_provider(),
         users.meter_provider(),
         orders.tracer_provider(),
         orders.meter_provider(),
+        inventory.tracer_provider(),
+        inventory.meter_provider(),
     ) else {
         return Err("OTEL_SDK_DISABLED is set: nothing to show".into());
     };
     // Both services share this process: each runs its requests under its
     // own tracing subscriber, so its tracing spans and logs are its own.
     let user_addr = serve(with_dispatch(user_service::app(ut, um), &users)).await?;
+    let inventory_addr = serve(with_dispatch(inventory_service::app(it, im), &inventory)).await?;
+    let upstreams = order_service::Upstreams {
+        user_service: format!("http://{user_addr}"),
+        inventory_service: format!("http://{inventory_addr}"),
+    };
     let order_addr = serve(with_dispatch(
-        order_service::app(ot, om, &format!("http://{user_addr}")),
+        order_service::app(ot, om, &upstreams),
         &orders,
     ))
     .await?;
-    println!("user-service  on http://{user_addr}");
-    println!("order-service on http://{order_addr}\n");
+    println!("user-service      on http://{user_addr}");
+    println!("inventory-service on http://{inventory_addr} (gRPC)");
+    println!("order-service     on http://{order_addr}\n");
 
     let orders_to_send = [
         (
@@ -133,6 +143,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         (
             "user-service failing",
             serde_json::json!({"user_id": user_service::FAILING_USER, "item": "lamp", "quantity": 1}),
+        ),
+        (
+            "an item out of stock",
+            serde_json::json!({"user_id": 2, "item": inventory_service::OUT_OF_STOCK_ITEM, "quantity": 1}),
+        ),
+        (
+            "inventory-service failing",
+            serde_json::json!({"user_id": 3, "item": inventory_service::FAILING_ITEM, "quantity": 1}),
         ),
     ];
     let client = reqwest::Client::new();
@@ -154,6 +172,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::task::spawn_blocking(move || {
         users.shutdown();
         orders.shutdown();
+        inventory.shutdown();
     })
     .await?;
     let spans = spans.lock().map(|s| s.clone()).unwrap_or_default();

@@ -1,11 +1,14 @@
 //! The order service: `POST /order` validates the order (`validate_order`),
 //! asks user-service for the user through an instrumented reqwest client,
-//! and stores the order (`save_to_database`).
+//! reserves the stock at inventory-service over gRPC through an
+//! instrumented tonic channel, and stores the order (`save_to_database`).
 //!
 //! - an invalid order is a 400 (the client's error: no error status);
-//! - an unknown user is a 404;
-//! - user-service failing or unreachable is a 502, with the error recorded on
-//!   the server span as an `exception` event.
+//! - an unknown user or item is a 404;
+//! - not enough stock (`FAILED_PRECONDITION` from inventory-service) is a
+//!   409;
+//! - user-service or inventory-service failing or unreachable is a 502, with
+//!   the error recorded on the server span as an `exception` event.
 //!
 //! Logs and `validate_order` use `tracing`; otel-setup's `tracing` feature
 //! turns them into log records and spans of the same trace.
@@ -16,11 +19,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use inventory_service::pb::inventory_client::InventoryClient;
+use inventory_service::pb::ReserveRequest;
 use opentelemetry::global::{BoxedTracer, ObjectSafeTracerProvider};
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use otel_reqwest::{OtelMiddleware, UrlTemplate};
+use otel_tower::grpc_client::GrpcClientService;
+use otel_tower::GrpcClientLayer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,20 +43,56 @@ pub struct OrderRequest {
     pub quantity: u32,
 }
 
+/// The gRPC client of inventory-service, every call traced.
+type Inventory = InventoryClient<GrpcClientService<tonic::transport::Channel>>;
+
 struct AppState {
     tracer: BoxedTracer,
     client: reqwest_middleware::ClientWithMiddleware,
     user_service: String,
+    inventory: Inventory,
     next_id: AtomicU64,
 }
 
-/// The service's router, instrumented with the given providers, calling
-/// user-service at `user_service` (`http://host:port`).
-pub fn app<T, M>(tracer_provider: &T, meter_provider: &M, user_service: &str) -> Router
+/// Where the services order-service calls are (`http://host:port`).
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    /// user-service, over HTTP.
+    pub user_service: String,
+    /// inventory-service, over gRPC.
+    pub inventory_service: String,
+}
+
+/// A channel to inventory-service that connects on first use, so that
+/// order-service starts (and answers 502) while inventory-service is down.
+fn inventory_client<T, M>(tracer_provider: &T, meter_provider: &M, target: &str) -> Inventory
 where
     T: ObjectSafeTracerProvider + ?Sized,
     M: MeterProvider + ?Sized,
 {
+    let endpoint = tonic::transport::Endpoint::from_shared(target.to_owned())
+        .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://127.0.0.1:8082"))
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let layer = GrpcClientLayer::builder(target)
+        .tracer_provider(tracer_provider)
+        .meter_provider(meter_provider)
+        .build();
+    InventoryClient::new(
+        tower::ServiceBuilder::new()
+            .layer(layer)
+            .service(endpoint.connect_lazy()),
+    )
+}
+
+/// The service's router, instrumented with the given providers, calling
+/// user-service and inventory-service where `upstreams` says.
+pub fn app<T, M>(tracer_provider: &T, meter_provider: &M, upstreams: &Upstreams) -> Router
+where
+    T: ObjectSafeTracerProvider + ?Sized,
+    M: MeterProvider + ?Sized,
+{
+    let user_service = upstreams.user_service.as_str();
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -67,6 +110,11 @@ where
         tracer: example_support::tracer(tracer_provider, "order-service"),
         client,
         user_service: user_service.trim_end_matches('/').to_owned(),
+        inventory: inventory_client(
+            tracer_provider,
+            meter_provider,
+            &upstreams.inventory_service,
+        ),
         next_id: AtomicU64::new(1),
     });
     let router = Router::new()
@@ -149,6 +197,31 @@ async fn create_order(
         }
     };
 
+    // Stock is reserved over gRPC: a CLIENT span in this trace, and the
+    // inventory-service's SERVER span under it.
+    let reservation = state
+        .inventory
+        .clone()
+        .reserve(ReserveRequest {
+            item: order.item.clone(),
+            quantity: order.quantity,
+        })
+        .await;
+    if let Err(status) = reservation {
+        return match status.code() {
+            tonic::Code::FailedPrecondition => {
+                tracing::warn!(item = %order.item, "out of stock");
+                (StatusCode::CONFLICT, status.message().to_owned()).into_response()
+            }
+            tonic::Code::NotFound => (StatusCode::NOT_FOUND, "no such item").into_response(),
+            code => {
+                let msg = format!("inventory-service failed: {code:?}: {}", status.message());
+                record_exception(&msg);
+                (StatusCode::BAD_GATEWAY, msg).into_response()
+            }
+        };
+    }
+
     let id = example_support::step(&state.tracer, "save_to_database", 10, |cx| {
         let id = state.next_id.fetch_add(1, Ordering::Relaxed);
         cx.span()
@@ -164,15 +237,24 @@ async fn create_order(
 }
 
 /// The binary's entry point: see `example_support::run`. `USER_SERVICE_URL`
-/// (default `http://127.0.0.1:8081`) says where user-service is.
+/// (default `http://127.0.0.1:8081`) and `INVENTORY_SERVICE_URL` (default
+/// `http://127.0.0.1:8082`) say where the other services are.
 pub async fn main() -> std::process::ExitCode {
-    let user_service =
-        std::env::var("USER_SERVICE_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let var = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let upstreams = Upstreams {
+        user_service: var("USER_SERVICE_URL", "http://127.0.0.1:8081"),
+        inventory_service: var("INVENTORY_SERVICE_URL", "http://127.0.0.1:8082"),
+    };
     example_support::run("order-service", 8080, || {
         app(
             &opentelemetry::global::tracer_provider(),
             &*opentelemetry::global::meter_provider(),
-            &user_service,
+            &upstreams,
         )
     })
     .await

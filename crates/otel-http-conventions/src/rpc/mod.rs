@@ -141,7 +141,10 @@ pub fn status_from_headers(headers: &http::HeaderMap) -> Option<(GrpcCode, Optio
 }
 
 /// The deadline a request's `grpc-timeout` sets, counted from `start`.
-pub fn deadline(headers: &http::HeaderMap, start: std::time::Instant) -> Option<std::time::Instant> {
+pub fn deadline(
+    headers: &http::HeaderMap,
+    start: std::time::Instant,
+) -> Option<std::time::Instant> {
     let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
     start.checked_add(timeout)
 }

@@ -87,16 +87,32 @@ mod tests {
             ("grpc.io:50051", "grpc.io", Some(50051)),
             ("dns://1.2.3.4/grpc.io:50051", "grpc.io", Some(50051)),
             ("dns:grpc.io:50051", "grpc.io", Some(50051)),
-            ("unix:///run/containerd/containerd.sock", "/run/containerd/containerd.sock", None),
-            ("zk://zookeeper:2181/my-server", "zk://zookeeper:2181/my-server", None),
+            (
+                "unix:///run/containerd/containerd.sock",
+                "/run/containerd/containerd.sock",
+                None,
+            ),
+            (
+                "zk://zookeeper:2181/my-server",
+                "zk://zookeeper:2181/my-server",
+                None,
+            ),
             (
                 "ipv4:198.51.100.123:50051,198.51.100.124:50051",
                 "ipv4:198.51.100.123:50051,198.51.100.124:50051",
                 None,
             ),
             ("http://127.0.0.1:50051", "127.0.0.1", Some(50051)),
-            ("https://inventory.internal", "inventory.internal", Some(443)),
-            ("http://user:secret@inventory:50051/", "inventory", Some(50051)),
+            (
+                "https://inventory.internal",
+                "inventory.internal",
+                Some(443),
+            ),
+            (
+                "http://user:secret@inventory:50051/",
+                "inventory",
+                Some(50051),
+            ),
             ("inventory", "inventory", None),
         ];
         for (target, address, port) in cases {

@@ -173,8 +173,9 @@ impl ClientCall {
                 // No `grpc-status` anywhere: what gRPC tells clients to make
                 // of the HTTP status.
                 (None, None) => (
-                    self.http_status
-                        .map_or(GrpcCode::Unknown, |s| GrpcCode::from_http_status(s.as_u16())),
+                    self.http_status.map_or(GrpcCode::Unknown, |s| {
+                        GrpcCode::from_http_status(s.as_u16())
+                    }),
                     None,
                     None,
                 ),
@@ -216,9 +217,7 @@ impl ClientCall {
             server_address: Some(&self.config.target.address),
             server_port: self.config.target.port,
         };
-        self.config
-            .rpc_metrics
-            .record(&key, elapsed.as_secs_f64());
+        self.config.rpc_metrics.record(&key, elapsed.as_secs_f64());
         if self.recording {
             self.cx.span().end_with_timestamp(self.start_time + elapsed);
         }

@@ -56,8 +56,8 @@ mod body;
 mod call;
 mod future;
 
-use call::ClientConfig;
 pub use body::GrpcClientBody;
+use call::ClientConfig;
 pub use future::GrpcClientFuture;
 
 use http::{Request, Response, Uri};

@@ -202,7 +202,9 @@ impl GrpcState {
             (None, None) => (
                 self.http_status
                     .filter(|s| *s != StatusCode::OK)
-                    .map_or(GrpcCode::Unknown, |s| GrpcCode::from_http_status(s.as_u16())),
+                    .map_or(GrpcCode::Unknown, |s| {
+                        GrpcCode::from_http_status(s.as_u16())
+                    }),
                 None,
                 None,
             ),
@@ -242,7 +244,13 @@ impl GrpcState {
                 // error's text is; the code is in its own attribute.
                 let description = message
                     .as_deref()
-                    .map(|m| self.config.common.sensitive_query.redact_text(m).into_owned())
+                    .map(|m| {
+                        self.config
+                            .common
+                            .sensitive_query
+                            .redact_text(m)
+                            .into_owned()
+                    })
                     .unwrap_or_default();
                 span.set_status(Status::error(description));
             }

@@ -57,4 +57,3 @@ pub(super) fn matched_route(extensions: &http::Extensions) -> Option<RouteValue>
         .get::<crate::Route>()
         .map(|r| RouteValue::Given(Arc::clone(&r.0)))
 }
-
