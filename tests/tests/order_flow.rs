@@ -1,5 +1,5 @@
-//! The order flow end to end: order-service and user-service as separate
-//! processes, configured with the `environment:` entries of
+//! The order flow end to end: order-service, user-service and
+//! inventory-service (gRPC) as separate processes, configured with the `environment:` entries of
 //! docker-compose.yml (hosts rewritten to 127.0.0.1 and free ports),
 //! exporting over OTLP to an in-test receiver: once over gRPC, once over
 //! HTTP/protobuf.
@@ -43,7 +43,13 @@ fn service_env(doc: &Yaml, service: &str) -> BTreeMap<String, String> {
 #[test]
 fn compose_file_is_consistent() {
     let doc = compose();
-    for s in ["jaeger", "user-service", "order-service", "traffic"] {
+    for s in [
+        "jaeger",
+        "user-service",
+        "inventory-service",
+        "order-service",
+        "traffic",
+    ] {
         assert!(!doc["services"][s].is_badvalue(), "service {s} defined");
     }
     let jaeger_ports: Vec<&str> = doc["services"]["jaeger"]["ports"]
@@ -55,7 +61,7 @@ fn compose_file_is_consistent() {
     for port in ["16686:16686", "4317:4317", "4318:4318"] {
         assert!(jaeger_ports.contains(&port), "jaeger publishes {port}");
     }
-    for s in ["user-service", "order-service"] {
+    for s in ["user-service", "inventory-service", "order-service"] {
         let env = service_env(&doc, s);
         assert_eq!(env["OTEL_SERVICE_NAME"], s);
         let endpoint = &env["OTEL_EXPORTER_OTLP_ENDPOINT"];
@@ -78,9 +84,15 @@ fn compose_file_is_consistent() {
         "http://user-service:8081"
     );
     assert_eq!(
-        doc["services"]["order-service"]["depends_on"]["user-service"]["condition"].as_str(),
-        Some("service_healthy")
+        service_env(&doc, "order-service")["INVENTORY_SERVICE_URL"],
+        "http://inventory-service:8082"
     );
+    for upstream in ["user-service", "inventory-service"] {
+        assert_eq!(
+            doc["services"]["order-service"]["depends_on"][upstream]["condition"].as_str(),
+            Some("service_healthy")
+        );
+    }
 }
 
 fn free_port() -> u16 {
@@ -245,7 +257,7 @@ fn is_error(s: &ReceivedSpan) -> bool {
 fn run_flow(protocol: &str) {
     let rx = OtlpReceiver::start();
     let doc = compose();
-    let (user_port, order_port) = (free_port(), free_port());
+    let (user_port, inventory_port, order_port) = (free_port(), free_port(), free_port());
     let grpc = rx.grpc_endpoint().replace("http://", "");
     let http = rx.http_endpoint().replace("http://", "");
     let prepare = |service: &str, port: u16| {
@@ -264,6 +276,11 @@ fn run_flow(protocol: &str) {
             "user-service:8081",
             &format!("127.0.0.1:{user_port}"),
         );
+        rewrite(
+            &mut env,
+            "inventory-service:8082",
+            &format!("127.0.0.1:{inventory_port}"),
+        );
         env.insert("PORT".into(), port.to_string());
         env.insert("HOST".into(), "127.0.0.1".into());
         env
@@ -271,6 +288,10 @@ fn run_flow(protocol: &str) {
     let user = Service::start(
         env!("CARGO_BIN_EXE_e2e-user-service"),
         &prepare("user-service", user_port),
+    );
+    let inventory = Service::start(
+        env!("CARGO_BIN_EXE_e2e-inventory-service"),
+        &prepare("inventory-service", inventory_port),
     );
     let order = Service::start(
         env!("CARGO_BIN_EXE_e2e-order-service"),
@@ -280,26 +301,32 @@ fn run_flow(protocol: &str) {
     let good = serde_json::json!({"user_id": 1, "item": "book", "quantity": 2});
     let invalid = serde_json::json!({"user_id": 1, "item": "", "quantity": 0});
     let failing = serde_json::json!({"user_id": 13, "item": "lamp", "quantity": 1});
+    let out_of_stock = serde_json::json!({"user_id": 2, "item": "globe", "quantity": 1});
+    let inventory_failing = serde_json::json!({"user_id": 3, "item": "glitch", "quantity": 1});
     assert_eq!(post_order(order_port, good.clone()), 201);
     assert_eq!(post_order(order_port, invalid), 400);
     assert_eq!(post_order(order_port, failing), 502);
+    assert_eq!(post_order(order_port, out_of_stock), 409);
+    assert_eq!(post_order(order_port, inventory_failing), 502);
     // user-service goes away (its spans must all be flushed on the way out);
     // order-service then reports it unreachable.
     user.stop();
     assert_eq!(post_order(order_port, good), 502);
+    inventory.stop();
     order.stop();
 
-    // 7 (good) + 2 (invalid) + 5 (failing) + 3 (unreachable): all of them,
-    // already delivered when the processes exited.
+    // 10 (good: 7 HTTP + 3 of the gRPC hop) + 2 (invalid) + 5 (failing
+    // user) + 9 (out of stock) + 9 (failing inventory) + 3 (unreachable):
+    // all of them, already delivered when the processes exited.
     let spans = rx.spans();
     assert_eq!(
         spans.len(),
-        17,
+        38,
         "{:#?}",
         spans.iter().map(|s| &s.span.name).collect::<Vec<_>>()
     );
     let traces = by_trace(&spans);
-    assert_eq!(traces.len(), 4, "one trace per order");
+    assert_eq!(traces.len(), 6, "one trace per order");
 
     let mut seen = 0;
     for trace in traces.values() {
@@ -309,7 +336,13 @@ fn run_flow(protocol: &str) {
         child_of(validate, server);
         assert_eq!(server.attr("http.route").as_deref(), Some("/order"));
         match (status.as_str(), trace.len()) {
-            ("201", 7) => {
+            ("201", 10) => {
+                let reserve = grpc_hop(trace, server);
+                assert!(!is_error(reserve.client) && !is_error(reserve.server));
+                for span in [reserve.client, reserve.server] {
+                    assert_eq!(span.attr("rpc.response.status_code").as_deref(), Some("OK"));
+                    assert_eq!(span.attr("error.type"), None);
+                }
                 let client = find(trace, "order-service", "GET /users/{id}", Some(CLIENT));
                 let user_server = find(trace, "user-service", "GET /users/{id}", Some(SERVER));
                 child_of(client, server);
@@ -348,10 +381,73 @@ fn run_flow(protocol: &str) {
                 assert!(server.span.events.iter().any(|e| e.name == "exception"));
                 seen |= 8;
             }
+            ("409", 9) => {
+                // A refused reservation: the caller's problem, so an error on
+                // the client span only.
+                let reserve = grpc_hop(trace, server);
+                for span in [reserve.client, reserve.server] {
+                    assert_eq!(
+                        span.attr("rpc.response.status_code").as_deref(),
+                        Some("FAILED_PRECONDITION")
+                    );
+                }
+                assert!(is_error(reserve.client));
+                assert_eq!(
+                    reserve.client.attr("error.type").as_deref(),
+                    Some("FAILED_PRECONDITION")
+                );
+                assert!(!is_error(reserve.server));
+                assert_eq!(reserve.server.attr("error.type"), None);
+                assert!(!is_error(server), "a 409 is not a server error");
+                seen |= 16;
+            }
+            ("502", 9) => {
+                let reserve = grpc_hop(trace, server);
+                for span in [reserve.client, reserve.server] {
+                    assert!(is_error(span));
+                    assert_eq!(
+                        span.attr("rpc.response.status_code").as_deref(),
+                        Some("INTERNAL")
+                    );
+                    assert_eq!(span.attr("error.type").as_deref(), Some("INTERNAL"));
+                }
+                assert!(is_error(server));
+                seen |= 32;
+            }
             other => panic!("unexpected trace shape {other:?}"),
         }
     }
-    assert_eq!(seen, 15, "each order's trace was seen");
+    assert_eq!(seen, 63, "each order's trace was seen");
+}
+
+/// The spans of order-service's call to inventory-service.
+struct GrpcHop<'a> {
+    client: &'a ReceivedSpan,
+    server: &'a ReceivedSpan,
+}
+
+/// Finds the gRPC hop under order-service's `server` span and checks what
+/// every call has: the names, the links, the RPC attributes.
+fn grpc_hop<'a>(trace: &'a [ReceivedSpan], server: &ReceivedSpan) -> GrpcHop<'a> {
+    const METHOD: &str = "inventory.v1.Inventory/Reserve";
+    let client = find(trace, "order-service", METHOD, Some(CLIENT));
+    let grpc_server = find(trace, "inventory-service", METHOD, Some(SERVER));
+    child_of(client, server);
+    child_of(grpc_server, client);
+    child_of(
+        find(trace, "inventory-service", "stock_lookup", None),
+        grpc_server,
+    );
+    for span in [client, grpc_server] {
+        assert_eq!(span.attr("rpc.system.name").as_deref(), Some("grpc"));
+        assert_eq!(span.attr("rpc.method").as_deref(), Some(METHOD));
+        assert_eq!(span.attr("server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(span.attr("http.request.method"), None, "no HTTP attributes");
+    }
+    GrpcHop {
+        client,
+        server: grpc_server,
+    }
 }
 
 #[test]
