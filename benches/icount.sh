@@ -4,7 +4,8 @@
 # instructions, not time, so the result does not depend on machine load.
 # Usage: bash benches/icount.sh [N1] [N2]   (defaults 1000 and 6000)
 # VARIANTS="bare otel_sampled" limits the run to those variants. Server
-# variants are compared with bare, http_* (the server variant over real HTTP
+# variants are compared with bare, grpc_* (a unary tonic call) with
+# grpc_bare, http_* (the server variant over real HTTP
 # on 127.0.0.1, called by a bare client) with http_bare, client_* with
 # client_bare; each base must come first in its group.
 set -euo pipefail
@@ -27,10 +28,11 @@ count() {
   rm -f "$out"*
 }
 bare=""
+grpc_bare=""
 http_bare=""
 client_bare=""
 printf '| variant | instructions/request | added over bare |\n| --- | --- | --- |\n'
-variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled otel_metrics_only otel_not_sampled_no_metrics tower_http_trace axum_tracing_opentelemetry instrumentation_tower floor_sampled floor_not_sampled http_bare http_otel_sampled http_otel_not_sampled client_bare client_otel_sampled client_otel_not_sampled client_reqwest_tracing}
+variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled otel_metrics_only otel_not_sampled_no_metrics tower_http_trace axum_tracing_opentelemetry instrumentation_tower floor_sampled floor_not_sampled grpc_bare grpc_otel_sampled grpc_otel_not_sampled grpc_tower_http_trace http_bare http_otel_sampled http_otel_not_sampled client_bare client_otel_sampled client_otel_not_sampled client_reqwest_tracing}
 for v in $variants; do
   a=$(count "$v" "$n1")
   b=$(count "$v" "$n2")
@@ -38,12 +40,14 @@ for v in $variants; do
   # Server variants are compared with bare, client variants with client_bare.
   case "$v" in
     bare) bare=$per ;;
+    grpc_bare) grpc_bare=$per ;;
     http_bare) http_bare=$per ;;
     client_bare) client_bare=$per ;;
   esac
   case "$v" in
     client_*) base=${client_bare:-$per} ;;
     http_*) base=${http_bare:-$per} ;;
+    grpc_*) base=${grpc_bare:-$per} ;;
     *) base=${bare:-$per} ;;
   esac
   printf '| %s | %d | %+d |\n' "$v" "$per" $(( per - base ))

@@ -18,6 +18,9 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 
 pub mod floor;
+pub mod grpc;
+
+pub use grpc::{grpc_app, grpc_request, GRPC_VARIANTS};
 
 /// With the `mimalloc` feature every bench binary allocates with mimalloc:
 /// a second allocator, to tell work saved or added from the system
@@ -105,7 +108,7 @@ pub fn providers_with_queue(variant: &str, queue: usize) -> (SdkTracerProvider, 
 }
 
 /// tracing-opentelemetry over the same tracer, as the global subscriber.
-fn tracing_bridge(tracer: &SdkTracerProvider) {
+pub(crate) fn tracing_bridge(tracer: &SdkTracerProvider) {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer.tracer("bench")));
     let _ = tracing::subscriber::set_global_default(subscriber);

@@ -9,16 +9,20 @@
 
 use http_body_util::BodyExt;
 use otel_web_benches::{
-    call_over_loopback, client, providers_with_queue, request, router, runtime, server_app,
-    CLIENT_VARIANTS, SERVER_VARIANTS,
+    call_over_loopback, client, grpc_app, grpc_request, providers_with_queue, request, router,
+    runtime, server_app, CLIENT_VARIANTS, GRPC_VARIANTS, SERVER_VARIANTS,
 };
 use std::process::ExitCode;
 use tower::ServiceExt;
 
+/// Makes the request a server variant is sent.
+type MakeRequest = fn() -> Option<http::Request<axum::body::Body>>;
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: icount <variant> <requests>; variants: {}, {}",
+        "usage: icount <variant> <requests>; variants: {}, {}, {}",
         SERVER_VARIANTS.join(", "),
+        GRPC_VARIANTS.join(", "),
         CLIENT_VARIANTS.join(", ")
     );
     ExitCode::from(2)
@@ -53,11 +57,14 @@ fn main() -> ExitCode {
             return usage();
         };
         rt.block_on(call_over_loopback(app, &client, n, true))
-    } else if let Some(app) = server_app(&variant, &tracer) {
+    } else if let Some((app, make_request)) = server_app(&variant, &tracer)
+        .map(|app| (app, request as MakeRequest))
+        .or_else(|| grpc_app(&variant, &tracer).map(|app| (app, grpc_request as MakeRequest)))
+    {
         rt.block_on(async {
             let mut ok = 0usize;
             for _ in 0..n {
-                let Some(req) = request() else { continue };
+                let Some(req) = make_request() else { continue };
                 let resp = match app.clone().oneshot(req).await {
                     Ok(resp) => resp,
                     Err(never) => match never {},
