@@ -45,7 +45,7 @@ fn the_version_table_matches_the_workspace() {
         ("`reqwest`", "reqwest"),
         ("`reqwest-middleware`", "reqwest-middleware"),
         ("`tokio`", "tokio"),
-        ("`tonic` (otel-setup's OTLP/gRPC)", "tonic"),
+        ("`tonic`", "tonic"),
     ] {
         assert_eq!(readme_version(cell), workspace_version(dep), "{dep}");
     }

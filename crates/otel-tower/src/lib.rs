@@ -1,5 +1,6 @@
 //! OpenTelemetry tracing and metrics for tower and axum HTTP servers, to the
-//! letter of the stable HTTP semantic conventions, with one line:
+//! letter of the stable HTTP semantic conventions (and, for gRPC calls on
+//! the same router, the RPC conventions: see [gRPC](#grpc)), with one line:
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -61,6 +62,46 @@
 //! | `cancelled` ([`ERROR_TYPE_CANCELLED`]) | the request future or response body was dropped before the response ended: the client disconnected, or an outer layer gave up |
 //! | `panic` ([`ERROR_TYPE_PANIC`]) | the handler panicked (with `CatchPanicLayer` inside this layer it is a `500` instead) |
 //! | the error's type, last two path segments (`error::Error`) | the inner service returned an error, or the response body failed; an `exception` event carries the message |
+//!
+//! # gRPC
+//!
+//! A request whose content-type is `application/grpc`, `application/grpc+…`
+//! or `application/grpc;…` (a tonic service, alone or in an axum router
+//! beside HTTP routes) is recorded by the RPC semantic conventions instead,
+//! chosen once when the request starts. They are a release candidate; this
+//! crate follows the release `opentelemetry-semantic-conventions` 0.33
+//! carries (schema 1.42.0), every key held once in
+//! [`otel_http_conventions::rpc`]. gRPC-Web (`application/grpc-web…`) stays
+//! HTTP. [`GrpcClientLayer`] gives the client side.
+//!
+//! | rule | test (`tests/grpc.rs`) |
+//! | --- | --- |
+//! | one SERVER span per call, named by `rpc.method` (`inventory.v1.Inventory/Reserve`), with `rpc.system.name = grpc`, `rpc.method`, `rpc.response.status_code` (a string, `OK` included), `server.address` / `server.port` from `:authority`, `network.peer.*`; no HTTP attribute | `k1_unary_ok_spans_every_attribute_and_its_type` |
+//! | the status comes from `grpc-status` in the trailers, or in the headers of a trailers-only response | `c1_status_classes_on_each_side`, `k4_status_after_messages_is_read_from_the_trailers` |
+//! | `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS` set the error status, `error.type` = the code's name and the `grpc-message` (redacted) as description; the other codes leave the status unset | `c1_status_classes_on_each_side` |
+//! | a streaming call (client, server, bidirectional) is one span that ends when the stream ends; no message events | `e1_each_streaming_kind_is_one_span_per_call_ending_with_the_stream` |
+//! | a call the client gives up is `CANCELLED` (not an error on the server); once its `grpc-timeout` has passed, `DEADLINE_EXCEEDED` | `e4_a_call_dropped_mid_stream_is_cancelled_on_both_sides`, `e5_an_expired_deadline_is_deadline_exceeded_on_both_sides` |
+//! | a method the server does not serve is `rpc.method = _OTHER`, its path in `rpc.method_original`, the span named `grpc`: made-up paths make no span names or series | `d1_d2_unknown_methods_are_other_named_grpc`, `d1_made_up_methods_create_one_metric_series` |
+//! | `rpc.server.call.duration` (seconds, the advised buckets) with `rpc.system.name`, `rpc.method`, `rpc.response.status_code` and `error.type` iff failed, for every call, sampled or not; no HTTP metric | `g1_g2_call_durations_have_the_conventions_attributes_and_buckets`, `g3_unsampled_calls_record_durations_and_no_span` |
+//! | the parent comes from the request metadata by the propagator; a malformed `traceparent` starts a new trace | `k8_context_and_baggage_cross_in_the_metadata`, `k8_a_malformed_traceparent_starts_a_new_trace` |
+//! | HTTP routes beside tonic services keep the HTTP conventions, and gRPC-Web is HTTP | `k9_one_layer_serves_http_routes_beside_grpc_and_grpc_web_stays_http` |
+//!
+//! How a method is known to be served: with
+//! [`grpc_services`](OtelLayerBuilder::grpc_services), only the services
+//! named; in any case, a method is believed once a gRPC response answered
+//! it, unless that answer is the trailers-only `UNIMPLEMENTED` without a
+//! message that tonic gives a path it has no route for. A call that ends
+//! before any answer keeps its method only if an earlier answer confirmed
+//! it (up to 1024 methods are remembered). The sampler sees the method as
+//! the span's name when the call starts.
+//!
+//! `error.type` on a gRPC span is the status code's name, or, when the call
+//! failed before it had a status, `panic` or the error's type (with the
+//! status `UNKNOWN`). The request and response hooks and the filter apply
+//! to gRPC calls too; a [`span_name`](OtelLayerBuilder::span_name)
+//! function names HTTP spans only. Opt-in metadata capture
+//! (`rpc.request.metadata.*`) and `OTEL_SEMCONV_STABILITY_OPT_IN` are not
+//! implemented.
 //!
 //! # Options
 //!

@@ -462,6 +462,36 @@ mod tests {
     }
 
     #[test]
+    fn c3_status_from_trailers_or_trailers_only_headers() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(status_from_headers(&headers), None, "no grpc-status");
+        headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("0"));
+        assert_eq!(status_from_headers(&headers), Some((GrpcCode::Ok, None)));
+        headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("14"));
+        headers.insert(GRPC_MESSAGE_HEADER, http::HeaderValue::from_static("down%20%E2%9C%93"));
+        assert_eq!(
+            status_from_headers(&headers),
+            Some((GrpcCode::Unavailable, Some("down ✓".to_owned())))
+        );
+        headers.insert(GRPC_MESSAGE_HEADER, http::HeaderValue::from_static(""));
+        headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("abc"));
+        assert_eq!(status_from_headers(&headers), Some((GrpcCode::Unknown, None)));
+    }
+
+    #[test]
+    fn e4_e5_abandoned_calls_and_deadlines() {
+        assert_eq!(GrpcCode::of_abandoned_call(false), GrpcCode::Cancelled);
+        assert_eq!(GrpcCode::of_abandoned_call(true), GrpcCode::DeadlineExceeded);
+        let start = std::time::Instant::now();
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(deadline(&headers, start), None);
+        headers.insert(GRPC_TIMEOUT_HEADER, http::HeaderValue::from_static("250m"));
+        assert_eq!(deadline(&headers, start), Some(start + Duration::from_millis(250)));
+        headers.insert(GRPC_TIMEOUT_HEADER, http::HeaderValue::from_static("-1S"));
+        assert_eq!(deadline(&headers, start), None);
+    }
+
+    #[test]
     fn h3_messages_and_e5_timeouts() {
         assert_eq!(decode_grpc_message("%E2%9C%93"), "✓");
         assert_eq!(decode_grpc_message("%zz"), "%zz");

@@ -51,6 +51,17 @@
 //! The context goes into the request headers (gRPC metadata) with the
 //! configured propagator, to the targets [`propagate_to`](GrpcClientLayerBuilder::propagate_to)
 //! allows, as `OtelMiddleware` does for HTTP.
+//!
+//! Each rule has its test in `tests/grpc.rs` (the table in the [crate
+//! documentation](crate#grpc) names them), plus:
+//! `c4_a_client_answered_503_without_grpc_status_records_unavailable`,
+//! `c4_a_refused_connection_records_unavailable_and_the_error` and
+//! `k8_propagate_to_keeps_the_context_from_targets_not_allowed`.
+//!
+//! Decisions: a client counts `CANCELLED` as an error like every code but
+//! `OK` (the conventions' client rule; the HTTP rule that a deliberate
+//! cancel is no error has no RPC counterpart). A retrying channel inside
+//! this layer gives one span for the whole call, as the conventions ask.
 
 mod body;
 mod call;
