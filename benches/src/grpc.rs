@@ -71,7 +71,9 @@ fn routes() -> Router {
 pub fn grpc_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
     let app = match variant {
         "grpc_bare" => routes(),
-        "grpc_otel_sampled" | "grpc_otel_not_sampled" => routes().layer(otel_tower::OtelLayer::new()),
+        "grpc_otel_sampled" | "grpc_otel_not_sampled" => {
+            routes().layer(otel_tower::OtelLayer::new())
+        }
         "grpc_tower_http_trace" => {
             super::tracing_bridge(tracer);
             routes().layer(tower_http::trace::TraceLayer::new_for_grpc())

@@ -581,8 +581,8 @@ async fn e5_an_expired_deadline_is_deadline_exceeded_on_both_sides() {
     client.reserve(reserve("ok")).await.unwrap();
     let _ = f.spans(RESERVE).await;
     f.telemetry.reset();
-    let mut request = Request::new(reserve("slow:2000"));
-    request.set_timeout(Duration::from_millis(100));
+    let mut request = Request::new(reserve("slow:5000"));
+    request.set_timeout(Duration::from_millis(500));
     let status = client.reserve(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Cancelled, "tonic's own word for it");
     let (server, client) = f.spans(RESERVE).await;

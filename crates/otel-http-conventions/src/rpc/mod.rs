@@ -13,7 +13,7 @@
 //! | server errors: `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`; client errors: every code but `OK` | [`GrpcCode::is_server_error`], [`GrpcCode::is_client_error`] |
 //! | the status is `grpc-status` in the trailers, or in the headers of a trailers-only response | [`status_from_headers`] |
 //! | a client that got no `grpc-status` maps the HTTP status | [`GrpcCode::from_http_status`] |
-//! | a call given up before its status is `CANCELLED`, or `DEADLINE_EXCEEDED` once its `grpc-timeout` has passed | [`GrpcCode::of_abandoned_call`], [`deadline`] |
+//! | a call given up before its status is `CANCELLED`, or `DEADLINE_EXCEEDED` once its `grpc-timeout` has passed (on the server, counted a fifth early, as the client's count started first) | [`GrpcCode::of_abandoned_call`], [`deadline`], [`server_deadline`] |
 //! | `grpc-message` is percent-decoded UTF-8; bad input is kept, never an error | [`decode_grpc_message`] |
 //! | `grpc-timeout`: 1 to 8 digits and a unit `H M S m u n` | [`parse_grpc_timeout`] |
 //! | a client's `server.address` / `server.port` come from the target it was built for (`dns://…/host:port`, `unix://path`, others whole) | [`Target::parse`] |
@@ -140,13 +140,37 @@ pub fn status_from_headers(headers: &http::HeaderMap) -> Option<(GrpcCode, Optio
     Some((code, message))
 }
 
-/// The deadline a request's `grpc-timeout` sets, counted from `start`.
+/// The deadline a request's `grpc-timeout` sets, counted from `start`: the
+/// client's view.
 pub fn deadline(
     headers: &http::HeaderMap,
     start: std::time::Instant,
 ) -> Option<std::time::Instant> {
     let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
     start.checked_add(timeout)
+}
+
+/// The deadline as a server judges a call its client gave up on. The
+/// client's clock started before the request reached the server, so a
+/// client that cancels at its deadline is seen by the server a little
+/// before the server's own count runs out: the server's deadline is taken
+/// a fifth of the timeout (at least 10 ms) early.
+///
+/// ```
+/// use otel_http_conventions::rpc::server_deadline;
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("grpc-timeout", "500m".parse().unwrap());
+/// assert_eq!(server_deadline(&headers, start), Some(start + Duration::from_millis(400)));
+/// ```
+pub fn server_deadline(
+    headers: &http::HeaderMap,
+    start: std::time::Instant,
+) -> Option<std::time::Instant> {
+    let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
+    let early = (timeout / 5).max(Duration::from_millis(10));
+    start.checked_add(timeout.saturating_sub(early))
 }
 
 /// A gRPC status code.
@@ -468,27 +492,50 @@ mod tests {
         headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("0"));
         assert_eq!(status_from_headers(&headers), Some((GrpcCode::Ok, None)));
         headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("14"));
-        headers.insert(GRPC_MESSAGE_HEADER, http::HeaderValue::from_static("down%20%E2%9C%93"));
+        headers.insert(
+            GRPC_MESSAGE_HEADER,
+            http::HeaderValue::from_static("down%20%E2%9C%93"),
+        );
         assert_eq!(
             status_from_headers(&headers),
             Some((GrpcCode::Unavailable, Some("down ✓".to_owned())))
         );
         headers.insert(GRPC_MESSAGE_HEADER, http::HeaderValue::from_static(""));
         headers.insert(GRPC_STATUS_HEADER, http::HeaderValue::from_static("abc"));
-        assert_eq!(status_from_headers(&headers), Some((GrpcCode::Unknown, None)));
+        assert_eq!(
+            status_from_headers(&headers),
+            Some((GrpcCode::Unknown, None))
+        );
     }
 
     #[test]
     fn e4_e5_abandoned_calls_and_deadlines() {
         assert_eq!(GrpcCode::of_abandoned_call(false), GrpcCode::Cancelled);
-        assert_eq!(GrpcCode::of_abandoned_call(true), GrpcCode::DeadlineExceeded);
+        assert_eq!(
+            GrpcCode::of_abandoned_call(true),
+            GrpcCode::DeadlineExceeded
+        );
         let start = std::time::Instant::now();
         let mut headers = http::HeaderMap::new();
         assert_eq!(deadline(&headers, start), None);
         headers.insert(GRPC_TIMEOUT_HEADER, http::HeaderValue::from_static("250m"));
-        assert_eq!(deadline(&headers, start), Some(start + Duration::from_millis(250)));
+        assert_eq!(
+            deadline(&headers, start),
+            Some(start + Duration::from_millis(250))
+        );
+        assert_eq!(
+            server_deadline(&headers, start),
+            Some(start + Duration::from_millis(200))
+        );
+        headers.insert(GRPC_TIMEOUT_HEADER, http::HeaderValue::from_static("20m"));
+        assert_eq!(
+            server_deadline(&headers, start),
+            Some(start + Duration::from_millis(10)),
+            "at least 10 ms early"
+        );
         headers.insert(GRPC_TIMEOUT_HEADER, http::HeaderValue::from_static("-1S"));
         assert_eq!(deadline(&headers, start), None);
+        assert_eq!(server_deadline(&headers, start), None);
     }
 
     #[test]

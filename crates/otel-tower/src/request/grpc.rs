@@ -38,7 +38,7 @@ pub(crate) struct GrpcState {
     /// or the whole path when it names none.
     method: Arc<str>,
     recognition: Recognition,
-    /// When the caller's `grpc-timeout` runs out.
+    /// When the caller's `grpc-timeout` runs out, as the server judges it.
     deadline: Option<Instant>,
     http_status: Option<StatusCode>,
     /// The response is gRPC (by its content-type).
@@ -121,7 +121,7 @@ impl GrpcState {
             start_time,
             method,
             recognition,
-            deadline: rpc::deadline(head.headers, start),
+            deadline: rpc::server_deadline(head.headers, start),
             http_status: None,
             grpc_response: false,
             trailers_only: false,
