@@ -66,28 +66,39 @@ pub(crate) struct Config {
 
 /// How many gRPC methods [`ConfirmedMethods`] remembers.
 pub(crate) const MAX_CONFIRMED_METHODS: usize = 1024;
+/// The longest method name [`ConfirmedMethods`] remembers.
+pub(crate) const MAX_CONFIRMED_METHOD_LEN: usize = 256;
 
 /// The gRPC methods a real gRPC response has shown the server serves, so
 /// that a later call of one that ends before any response (cancelled, or
-/// past its deadline) keeps its name. At most [`MAX_CONFIRMED_METHODS`].
+/// past its deadline) keeps its name, and so that calls of a known method
+/// name their spans without a copy. At most [`MAX_CONFIRMED_METHODS`]
+/// names of at most [`MAX_CONFIRMED_METHOD_LEN`] bytes, kept for the life
+/// of the process (a bounded 256 KiB at most): only methods a handler
+/// answered get here, never a path a caller made up.
 #[derive(Default)]
-pub(crate) struct ConfirmedMethods(std::sync::RwLock<hashbrown::HashSet<Arc<str>>>);
+pub(crate) struct ConfirmedMethods(std::sync::RwLock<hashbrown::HashSet<&'static str>>);
 
 impl ConfirmedMethods {
-    pub(crate) fn contains(&self, method: &str) -> bool {
-        self.0.read().is_ok_and(|m| m.contains(method))
+    /// The remembered copy of `method`, if it is confirmed.
+    pub(crate) fn get(&self, method: &str) -> Option<&'static str> {
+        self.0.read().ok()?.get(method).copied()
     }
 
-    pub(crate) fn confirm(&self, method: &Arc<str>) {
+    /// Remembers `method`, while there is room.
+    pub(crate) fn confirm(&self, method: &str) {
+        if method.len() > MAX_CONFIRMED_METHOD_LEN {
+            return;
+        }
         let full = match self.0.read() {
-            Ok(m) if m.contains(&**method) => return,
+            Ok(m) if m.contains(method) => return,
             Ok(m) => m.len() >= MAX_CONFIRMED_METHODS,
             Err(_) => return,
         };
         if !full {
             if let Ok(mut m) = self.0.write() {
-                if m.len() < MAX_CONFIRMED_METHODS {
-                    m.insert(Arc::clone(method));
+                if m.len() < MAX_CONFIRMED_METHODS && !m.contains(method) {
+                    m.insert(Box::leak(Box::<str>::from(method)));
                 }
             }
         }

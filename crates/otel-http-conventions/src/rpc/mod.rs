@@ -67,17 +67,16 @@ pub const CALL_DURATION_BUCKETS: [f64; 14] = [
 /// assert!(!is_grpc_content_type("application/json"));
 /// ```
 pub fn is_grpc_content_type(content_type: &str) -> bool {
-    const PREFIX: &str = "application/grpc";
+    is_grpc_content_type_bytes(content_type.as_bytes())
+}
+
+fn is_grpc_content_type_bytes(content_type: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"application/grpc";
     let Some(head) = content_type.get(..PREFIX.len()) else {
         return false;
     };
-    if !head.eq_ignore_ascii_case(PREFIX) {
-        return false;
-    }
-    matches!(
-        content_type.as_bytes().get(PREFIX.len()),
-        None | Some(b'+' | b';')
-    )
+    head.eq_ignore_ascii_case(PREFIX)
+        && matches!(content_type.get(PREFIX.len()), None | Some(b'+' | b';'))
 }
 
 /// `rpc.method` from a gRPC request's path: the path without its leading
@@ -103,19 +102,20 @@ pub fn span_name(method: Option<&str>) -> &str {
 }
 
 /// The response header or trailer that carries the status code.
-pub const GRPC_STATUS_HEADER: &str = "grpc-status";
+pub const GRPC_STATUS_HEADER: http::HeaderName = http::HeaderName::from_static("grpc-status");
 /// The response header or trailer that carries the status message.
-pub const GRPC_MESSAGE_HEADER: &str = "grpc-message";
+pub const GRPC_MESSAGE_HEADER: http::HeaderName =
+    http::HeaderName::from_static("grpc-message");
 /// The request header that carries the call's deadline.
-pub const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
+pub const GRPC_TIMEOUT_HEADER: http::HeaderName =
+    http::HeaderName::from_static("grpc-timeout");
 
 /// Whether a request or response is gRPC, by its `content-type` header (see
 /// [`is_grpc_content_type`]).
 pub fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(is_grpc_content_type)
+        .is_some_and(|v| is_grpc_content_type_bytes(v.as_bytes()))
 }
 
 /// The status in a header map: trailers, or the headers of a trailers-only
@@ -131,9 +131,9 @@ pub fn is_grpc(headers: &http::HeaderMap) -> bool {
 /// assert_eq!((code, message.as_deref()), (GrpcCode::NotFound, Some("no such item")));
 /// ```
 pub fn status_from_headers(headers: &http::HeaderMap) -> Option<(GrpcCode, Option<String>)> {
-    let code = GrpcCode::from_header(headers.get(GRPC_STATUS_HEADER)?.as_bytes());
+    let code = GrpcCode::from_header(headers.get(&GRPC_STATUS_HEADER)?.as_bytes());
     let message = headers
-        .get(GRPC_MESSAGE_HEADER)
+        .get(&GRPC_MESSAGE_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .filter(|v| !v.is_empty())
         .map(|v| decode_grpc_message(&v).into_owned());
@@ -146,7 +146,7 @@ pub fn deadline(
     headers: &http::HeaderMap,
     start: std::time::Instant,
 ) -> Option<std::time::Instant> {
-    let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
+    let timeout = parse_grpc_timeout(headers.get(&GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
     start.checked_add(timeout)
 }
 
@@ -168,7 +168,7 @@ pub fn server_deadline(
     headers: &http::HeaderMap,
     start: std::time::Instant,
 ) -> Option<std::time::Instant> {
-    let timeout = parse_grpc_timeout(headers.get(GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
+    let timeout = parse_grpc_timeout(headers.get(&GRPC_TIMEOUT_HEADER)?.to_str().ok()?)?;
     let early = (timeout / 5).max(Duration::from_millis(10));
     start.checked_add(timeout.saturating_sub(early))
 }

@@ -35,8 +35,11 @@ pub(crate) struct GrpcState {
     start: Instant,
     start_time: SystemTime,
     /// The method as the path names it (`inventory.v1.Inventory/Reserve`),
-    /// or the whole path when it names none.
-    method: Arc<str>,
+    /// or the whole path when it names none: a `'static` string once the
+    /// method is confirmed (see [`ConfirmedMethods`]), shared otherwise.
+    method: StringValue,
+    /// The method was confirmed by an earlier call.
+    confirmed: bool,
     recognition: Recognition,
     /// When the caller's `grpc-timeout` runs out, as the server judges it.
     deadline: Option<Instant>,
@@ -70,24 +73,31 @@ impl GrpcState {
             }
             (Some(_), None) => Recognition::Undecided,
         };
-        let method: Arc<str> = Arc::from(method.unwrap_or(path));
+        // A method served before is found as a `'static` string: no copy
+        // of it is made for the span name or the attributes.
+        let confirmed = match (recognition, method) {
+            (Recognition::Undecided, Some(m)) => config.confirmed_methods.get(m),
+            _ => None,
+        };
+        let method = match confirmed {
+            Some(m) => StringValue::from(m),
+            None => StringValue::from(Arc::<str>::from(method.unwrap_or(path))),
+        };
         let (parent, links) = caller_context(config, head);
 
         // The sampler sees the method as its name when it may be real; an
         // undecided method is renamed at the end if it was not.
-        let name: Cow<'static, str> = match recognition {
-            Recognition::Unknown => Cow::Borrowed(rpc::GRPC),
-            _ => Cow::Owned(method.to_string()),
+        let name: Cow<'static, str> = match (recognition, confirmed) {
+            (Recognition::Unknown, _) => Cow::Borrowed(rpc::GRPC),
+            (_, Some(m)) => Cow::Borrowed(m),
+            (_, None) => Cow::Owned(method.as_str().to_owned()),
         };
         let mut attrs = Vec::with_capacity(8);
         attrs.push(KeyValue::new(rpc::RPC_SYSTEM_NAME, rpc::GRPC));
         match recognition {
             Recognition::Unknown => {
                 attrs.push(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
-                attrs.push(KeyValue::new(
-                    rpc::RPC_METHOD_ORIGINAL,
-                    StringValue::from(Arc::clone(&method)),
-                ));
+                attrs.push(KeyValue::new(rpc::RPC_METHOD_ORIGINAL, method.clone()));
             }
             // Set at the end, once known: a span keeps every value set.
             Recognition::Undecided => {}
@@ -120,6 +130,7 @@ impl GrpcState {
             start,
             start_time,
             method,
+            confirmed: confirmed.is_some(),
             recognition,
             deadline: rpc::server_deadline(head.headers, start),
             http_status: None,
@@ -161,17 +172,24 @@ impl GrpcState {
     /// trailers-only `UNIMPLEMENTED` with no message); such methods are
     /// remembered (a bounded set). A call that ends before any gRPC
     /// response is believed only if its method was confirmed before.
+    ///
+    /// [`ConfirmedMethods`]: crate::config::ConfirmedMethods
     fn recognized(&self, code: GrpcCode, message: Option<&str>) -> bool {
         match self.recognition {
             Recognition::Unknown => false,
-            Recognition::Undecided if !self.grpc_response => {
-                self.config.confirmed_methods.contains(&self.method)
+            Recognition::Undecided if self.confirmed => {
+                // Served before; unless this very answer says it is not.
+                !(self.grpc_response
+                    && code == GrpcCode::Unimplemented
+                    && self.trailers_only
+                    && message.is_none())
             }
+            Recognition::Undecided if !self.grpc_response => false,
             Recognition::Undecided => {
                 let unrouted =
                     code == GrpcCode::Unimplemented && self.trailers_only && message.is_none();
                 if !unrouted {
-                    self.config.confirmed_methods.confirm(&self.method);
+                    self.config.confirmed_methods.confirm(self.method.as_str());
                 }
                 !unrouted
             }
@@ -223,14 +241,14 @@ impl GrpcState {
                 if recognized {
                     span.set_attribute(KeyValue::new(
                         rpc::RPC_METHOD,
-                        StringValue::from(Arc::clone(&self.method)),
+                        self.method.clone(),
                     ));
                 } else {
                     span.update_name(rpc::GRPC);
                     span.set_attribute(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
                     span.set_attribute(KeyValue::new(
                         rpc::RPC_METHOD_ORIGINAL,
-                        StringValue::from(Arc::clone(&self.method)),
+                        self.method.clone(),
                     ));
                 }
             }
@@ -257,7 +275,7 @@ impl GrpcState {
         }
         let key = RpcMetricKey {
             method: if recognized {
-                &self.method
+                self.method.as_str()
             } else {
                 OTHER_METHOD
             },
