@@ -13,6 +13,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 ARG SERVICE=order-service
 COPY --from=planner /src/recipe.json recipe.json
+# inventory-service generates its gRPC code from this file at build time
+# (protox, no protoc): there for the cook step in case its build script runs.
+COPY examples/inventory-service/proto examples/inventory-service/proto
 RUN cargo chef cook --release --recipe-path recipe.json -p ${SERVICE}
 COPY . .
 RUN cargo build --release --locked -p ${SERVICE} \

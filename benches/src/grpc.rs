@@ -11,11 +11,13 @@ use std::pin::Pin;
 use tonic::{Request, Response, Status, Streaming};
 
 /// gRPC variants, compared with `grpc_bare`.
-pub const GRPC_VARIANTS: [&str; 4] = [
+pub const GRPC_VARIANTS: [&str; 6] = [
     "grpc_bare",
     "grpc_otel_sampled",
     "grpc_otel_not_sampled",
     "grpc_tower_http_trace",
+    "grpc_axum_tracing_opentelemetry",
+    "grpc_instrumentation_tower",
 ];
 
 /// The method every gRPC run calls.
@@ -77,6 +79,16 @@ pub fn grpc_app(variant: &str, tracer: &SdkTracerProvider) -> Option<Router> {
         "grpc_tower_http_trace" => {
             super::tracing_bridge(tracer);
             routes().layer(tower_http::trace::TraceLayer::new_for_grpc())
+        }
+        // Its layer tells gRPC requests apart and records the RPC
+        // attributes of its own (older) conventions.
+        "grpc_axum_tracing_opentelemetry" => {
+            super::tracing_bridge(tracer);
+            routes().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+        }
+        // HTTP-only: a gRPC call is recorded as an HTTP POST.
+        "grpc_instrumentation_tower" => {
+            routes().layer(opentelemetry_instrumentation_tower::http::server::Layer::new())
         }
         _ => return None,
     };

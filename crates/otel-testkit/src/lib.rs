@@ -16,7 +16,7 @@
 //! otel_testkit::assert_child_of(&child, &parent);
 //! ```
 //!
-//! Testing an HTTP service? The `http` feature's [`http::HttpTestKit`]
+//! Testing an HTTP service? The `http` feature's `http::HttpTestKit`
 //! gives, in one call, these providers with the W3C propagator, an
 //! `OtelLayer` and an `OtelMiddleware` client wired to them, a loopback
 //! server, and assertions such as

@@ -104,11 +104,9 @@ pub fn span_name(method: Option<&str>) -> &str {
 /// The response header or trailer that carries the status code.
 pub const GRPC_STATUS_HEADER: http::HeaderName = http::HeaderName::from_static("grpc-status");
 /// The response header or trailer that carries the status message.
-pub const GRPC_MESSAGE_HEADER: http::HeaderName =
-    http::HeaderName::from_static("grpc-message");
+pub const GRPC_MESSAGE_HEADER: http::HeaderName = http::HeaderName::from_static("grpc-message");
 /// The request header that carries the call's deadline.
-pub const GRPC_TIMEOUT_HEADER: http::HeaderName =
-    http::HeaderName::from_static("grpc-timeout");
+pub const GRPC_TIMEOUT_HEADER: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// Whether a request or response is gRPC, by its `content-type` header (see
 /// [`is_grpc_content_type`]).
@@ -120,7 +118,8 @@ pub fn is_grpc(headers: &http::HeaderMap) -> bool {
 
 /// The status in a header map: trailers, or the headers of a trailers-only
 /// response. `None` when there is no `grpc-status`; the message is decoded
-/// (see [`decode_grpc_message`]) and `None` when absent or empty.
+/// (see [`decode_grpc_message`]) and `None` when absent or empty, or when
+/// the code is `OK`.
 ///
 /// ```
 /// use otel_http_conventions::rpc::{status_from_headers, GrpcCode};
@@ -132,6 +131,10 @@ pub fn is_grpc(headers: &http::HeaderMap) -> bool {
 /// ```
 pub fn status_from_headers(headers: &http::HeaderMap) -> Option<(GrpcCode, Option<String>)> {
     let code = GrpcCode::from_header(headers.get(&GRPC_STATUS_HEADER)?.as_bytes());
+    if code == GrpcCode::Ok {
+        // An `OK` call's message says nothing anyone records.
+        return Some((code, None));
+    }
     let message = headers
         .get(&GRPC_MESSAGE_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))

@@ -146,7 +146,10 @@ impl GrpcState {
     /// status here.
     pub(super) fn on_response(&mut self, head: &ResponseHead<'_>) {
         self.http_status = Some(head.status);
-        self.grpc_response = rpc::is_grpc(head.headers);
+        // Only an unconfirmed method needs to know (see `recognized`).
+        if !self.confirmed {
+            self.grpc_response = rpc::is_grpc(head.headers);
+        }
         if let Some(status) = rpc::status_from_headers(head.headers) {
             self.status = Some(status);
             self.trailers_only = true;
@@ -179,10 +182,7 @@ impl GrpcState {
             Recognition::Unknown => false,
             Recognition::Undecided if self.confirmed => {
                 // Served before; unless this very answer says it is not.
-                !(self.grpc_response
-                    && code == GrpcCode::Unimplemented
-                    && self.trailers_only
-                    && message.is_none())
+                !(code == GrpcCode::Unimplemented && self.trailers_only && message.is_none())
             }
             Recognition::Undecided if !self.grpc_response => false,
             Recognition::Undecided => {
@@ -239,10 +239,7 @@ impl GrpcState {
             let span = self.cx.span();
             if self.recognition == Recognition::Undecided {
                 if recognized {
-                    span.set_attribute(KeyValue::new(
-                        rpc::RPC_METHOD,
-                        self.method.clone(),
-                    ));
+                    span.set_attribute(KeyValue::new(rpc::RPC_METHOD, self.method.clone()));
                 } else {
                     span.update_name(rpc::GRPC);
                     span.set_attribute(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
