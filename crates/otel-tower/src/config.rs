@@ -468,3 +468,28 @@ impl OtelLayerBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmed_methods_are_bounded_in_count_and_length() {
+        let confirmed = ConfirmedMethods::default();
+        for n in 0..2 * MAX_CONFIRMED_METHODS {
+            confirmed.confirm(&format!("pkg.Service/Method{n}"));
+        }
+        let kept = (0..2 * MAX_CONFIRMED_METHODS)
+            .filter(|n| confirmed.get(&format!("pkg.Service/Method{n}")).is_some())
+            .count();
+        assert_eq!(kept, MAX_CONFIRMED_METHODS);
+        let long = format!("pkg.Service/{}", "x".repeat(MAX_CONFIRMED_METHOD_LEN));
+        let fresh = ConfirmedMethods::default();
+        fresh.confirm(&long);
+        assert_eq!(fresh.get(&long), None, "too long to keep");
+        fresh.confirm("pkg.Service/Method");
+        fresh.confirm("pkg.Service/Method");
+        let kept = fresh.get("pkg.Service/Method").expect("kept");
+        assert!(std::ptr::eq(kept, fresh.get("pkg.Service/Method").unwrap()), "one copy");
+    }
+}
