@@ -32,7 +32,7 @@ grpc_bare=""
 http_bare=""
 client_bare=""
 printf '| variant | instructions/request | added over bare |\n| --- | --- | --- |\n'
-variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled otel_metrics_only otel_not_sampled_no_metrics tower_http_trace axum_tracing_opentelemetry instrumentation_tower floor_sampled floor_not_sampled grpc_bare grpc_otel_sampled grpc_otel_not_sampled grpc_tower_http_trace http_bare http_otel_sampled http_otel_not_sampled client_bare client_otel_sampled client_otel_not_sampled client_reqwest_tracing}
+variants=${VARIANTS:-bare otel_filtered_out otel_sampled otel_not_sampled otel_metrics_only otel_not_sampled_no_metrics tower_http_trace axum_tracing_opentelemetry instrumentation_tower floor_sampled floor_not_sampled grpc_bare grpc_otel_sampled grpc_otel_not_sampled grpc_tower_http_trace grpc_axum_tracing_opentelemetry grpc_instrumentation_tower http_bare http_otel_sampled http_otel_not_sampled client_bare client_otel_sampled client_otel_not_sampled client_reqwest_tracing}
 for v in $variants; do
   a=$(count "$v" "$n1")
   b=$(count "$v" "$n2")
