@@ -490,6 +490,9 @@ mod tests {
         fresh.confirm("pkg.Service/Method");
         fresh.confirm("pkg.Service/Method");
         let kept = fresh.get("pkg.Service/Method").expect("kept");
-        assert!(std::ptr::eq(kept, fresh.get("pkg.Service/Method").unwrap()), "one copy");
+        assert!(
+            std::ptr::eq(kept, fresh.get("pkg.Service/Method").unwrap()),
+            "one copy"
+        );
     }
 }

@@ -876,3 +876,59 @@ async fn g3_unsampled_calls_record_durations_and_no_span() {
     let flags = u8::from_str_radix(flags, 16).unwrap();
     assert_eq!(flags & 1, 0, "sent as not sampled");
 }
+
+#[tokio::test]
+async fn c1_status_classes_in_each_streaming_kind() {
+    let f = start().await;
+    let mut client = f.client().await;
+
+    // Server streaming, failed before any message (trailers-only):
+    // a client error class, so unset on the server.
+    let status = client
+        .watch(WatchRequest {
+            item: "code:5".into(),
+            updates: 3,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // Client streaming, a server error after one message in.
+    let lines = tokio_stream::iter(vec![reserve("ok"), reserve("code:13")]);
+    let status = client.reserve_many(lines).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal);
+
+    // Bidirectional: one answer, then a client error class in the trailers.
+    let lines = tokio_stream::iter(vec![reserve("ok"), reserve("code:9")]);
+    let mut sync = client.sync(lines).await.unwrap().into_inner();
+    let mut answers = 0;
+    let status = loop {
+        match sync.next().await {
+            Some(Ok(_)) => answers += 1,
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended without its error"),
+        }
+    };
+    assert_eq!((answers, status.code()), (1, Code::FailedPrecondition));
+
+    for (method, code, server_error) in [
+        ("Watch", "NOT_FOUND", false),
+        ("ReserveMany", "INTERNAL", true),
+        ("Sync", "FAILED_PRECONDITION", false),
+    ] {
+        let name = format!("inventory.v1.Inventory/{method}");
+        let (server, client) = f.spans(&name).await;
+        assert_eq!(server.span_kind, SpanKind::Server);
+        assert_eq!(client.span_kind, SpanKind::Client);
+        for span in [&server, &client] {
+            assert_eq!(string(span, "rpc.system.name"), "grpc");
+            assert_eq!(string(span, "rpc.method"), name);
+            assert_eq!(string(span, "rpc.response.status_code"), code, "{name}");
+        }
+        assert_eq!(is_error(&server), server_error, "{name}");
+        assert_eq!(server.has_attr("error.type"), server_error, "{name}");
+        assert!(is_error(&client), "{name}");
+        assert_eq!(string(&client, "error.type"), code);
+        otel_testkit::assert_child_of(&server, &client);
+    }
+}
