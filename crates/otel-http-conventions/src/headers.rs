@@ -1,4 +1,5 @@
-//! Opt-in header capture (`http.request.header.<key>`, `http.response.header.<key>`).
+//! Opt-in header capture (`http.request.header.<key>`, `http.response.header.<key>`),
+//! and its gRPC form (`rpc.request.metadata.<key>`, `rpc.response.metadata.<key>`).
 
 use http::{HeaderMap, HeaderName};
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
@@ -11,6 +12,12 @@ pub enum HeaderSide {
     Request,
     /// `http.response.header.<key>`
     Response,
+    /// `rpc.request.metadata.<key>` (gRPC; binary `-bin` keys are never
+    /// captured)
+    RpcRequest,
+    /// `rpc.response.metadata.<key>`, from the response headers and
+    /// trailers
+    RpcResponse,
 }
 
 impl HeaderSide {
@@ -18,6 +25,8 @@ impl HeaderSide {
         match self {
             HeaderSide::Request => "http.request.header.",
             HeaderSide::Response => "http.response.header.",
+            HeaderSide::RpcRequest => "rpc.request.metadata.",
+            HeaderSide::RpcResponse => "rpc.response.metadata.",
         }
     }
 }
@@ -65,12 +74,38 @@ impl HeaderCapture {
             if entries.iter().any(|(n, _)| *n == name) {
                 continue;
             }
+            // gRPC's binary metadata (base64 on the wire) is not text to
+            // record.
+            let rpc = matches!(side, HeaderSide::RpcRequest | HeaderSide::RpcResponse);
+            if rpc && name.as_str().ends_with("-bin") {
+                continue;
+            }
             let key = Key::from(format!("{}{}", side.prefix(), name.as_str()));
             entries.push((name, key));
         }
         HeaderCapture {
             entries: entries.into(),
         }
+    }
+
+    /// The same names, recorded for `side` (an HTTP allow-list used for
+    /// gRPC metadata, say).
+    ///
+    /// ```
+    /// use otel_http_conventions::{HeaderCapture, HeaderSide};
+    ///
+    /// let http = HeaderCapture::new(HeaderSide::Request, ["x-tenant", "x-trace-bin"]);
+    /// let grpc = http.for_side(HeaderSide::RpcRequest);
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-tenant", "acme".parse().unwrap());
+    /// headers.insert("x-trace-bin", "AAEC".parse().unwrap());
+    /// let mut attrs = Vec::new();
+    /// grpc.record(&headers, &mut attrs);
+    /// assert_eq!(attrs.len(), 1, "no -bin key");
+    /// assert_eq!(attrs[0].key.as_str(), "rpc.request.metadata.x-tenant");
+    /// ```
+    pub fn for_side(&self, side: HeaderSide) -> Self {
+        Self::new(side, self.entries.iter().map(|(name, _)| name.as_str()))
     }
 
     /// Captures nothing.

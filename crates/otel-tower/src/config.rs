@@ -58,6 +58,10 @@ pub(crate) struct Config {
     pub(crate) forwarding: Forwarding,
     /// The gRPC services the server serves, when told.
     pub(crate) grpc_services: Option<hashbrown::HashSet<Box<str>>>,
+    /// The captured request headers' names, as gRPC request metadata.
+    pub(crate) grpc_request_metadata: HeaderCapture,
+    /// The captured response headers' names, as gRPC response metadata.
+    pub(crate) grpc_response_metadata: HeaderCapture,
     /// `rpc.server.call.duration`, made with the first gRPC call.
     rpc_metrics: std::sync::OnceLock<RpcMetrics>,
     /// gRPC methods a response has shown the server serves.
@@ -259,8 +263,9 @@ impl OtelLayerBuilder {
         self
     }
 
-    /// Records these request headers as `http.request.header.<name>`.
-    /// Default: the comma-separated list in
+    /// Records these request headers as `http.request.header.<name>`, and
+    /// on gRPC calls as `rpc.request.metadata.<name>` (binary `-bin` keys
+    /// never). Default: the comma-separated list in
     /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`, else none.
     pub fn capture_request_headers<I, N>(mut self, names: I) -> Self
     where
@@ -271,8 +276,9 @@ impl OtelLayerBuilder {
         self
     }
 
-    /// Records these response headers as `http.response.header.<name>`.
-    /// Default: the comma-separated list in
+    /// Records these response headers as `http.response.header.<name>`, and
+    /// on gRPC calls, from the headers and the trailers, as
+    /// `rpc.response.metadata.<name>`. Default: the comma-separated list in
     /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`, else none.
     pub fn capture_response_headers<I, N>(mut self, names: I) -> Self
     where
@@ -451,8 +457,11 @@ impl OtelLayerBuilder {
 
     /// Builds the layer, resolving the tracer and meter once.
     pub fn build(self) -> crate::OtelLayer {
+        let common = self.common.resolve(Side::Server, scope());
+        let grpc_request_metadata = common.request_headers.for_side(HeaderSide::RpcRequest);
+        let grpc_response_metadata = common.response_headers.for_side(HeaderSide::RpcResponse);
         let config = Config {
-            common: self.common.resolve(Side::Server, scope()),
+            common,
             filter: self.filter,
             public_endpoint: self.public_endpoint,
             span_name: self.span_name,
@@ -460,6 +469,8 @@ impl OtelLayerBuilder {
             response_hook: self.response_hook,
             forwarding: self.forwarding,
             grpc_services: self.grpc_services,
+            grpc_request_metadata,
+            grpc_response_metadata,
             rpc_metrics: std::sync::OnceLock::new(),
             confirmed_methods: ConfirmedMethods::default(),
         };

@@ -85,6 +85,7 @@
 //! | `rpc.server.call.duration` (seconds, the advised buckets) with `rpc.system.name`, `rpc.method`, `rpc.response.status_code` and `error.type` iff failed, for every call, sampled or not; no HTTP metric | `g1_g2_call_durations_have_the_conventions_attributes_and_buckets`, `g3_unsampled_calls_record_durations_and_no_span` |
 //! | the parent comes from the request metadata by the propagator; a malformed `traceparent` starts a new trace | `k8_context_and_baggage_cross_in_the_metadata`, `k8_a_malformed_traceparent_starts_a_new_trace` |
 //! | HTTP routes beside tonic services keep the HTTP conventions, and gRPC-Web is HTTP | `k9_one_layer_serves_http_routes_beside_grpc_and_grpc_web_stays_http` |
+//! | metadata is recorded only when named, by the same allow-lists as headers (`capture_request_headers` / `capture_response_headers`), as `rpc.request.metadata.<key>` / `rpc.response.metadata.<key>` string arrays, response metadata from headers and trailers; binary `-bin` keys never | `f1_metadata_is_captured_only_when_named_and_never_binary` |
 //!
 //! How a method is known to be served: with
 //! [`grpc_services`](OtelLayerBuilder::grpc_services), only the services
@@ -99,9 +100,9 @@
 //! failed before it had a status, `panic` or the error's type (with the
 //! status `UNKNOWN`). The request and response hooks and the filter apply
 //! to gRPC calls too; a [`span_name`](OtelLayerBuilder::span_name)
-//! function names HTTP spans only. Opt-in metadata capture
-//! (`rpc.request.metadata.*`) and `OTEL_SEMCONV_STABILITY_OPT_IN` are not
-//! implemented.
+//! function names HTTP spans only. `OTEL_SEMCONV_STABILITY_OPT_IN` is not
+//! read: this instrumentation is new, and emits the release candidate
+//! only.
 //!
 //! # Options
 //!

@@ -74,10 +74,14 @@ impl Inventory for TestInventory {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
         }
         outcome(&item)?;
-        Ok(Response::new(ReserveReply {
+        let mut response = Response::new(ReserveReply {
             reservation_id: "r-1".into(),
             remaining: 1,
-        }))
+        });
+        response
+            .metadata_mut()
+            .insert("x-served-by", "test-inventory".parse().unwrap());
+        Ok(response)
     }
 
     type WatchStream = LevelStream;
@@ -930,5 +934,54 @@ async fn c1_status_classes_in_each_streaming_kind() {
         assert!(is_error(&client), "{name}");
         assert_eq!(string(&client, "error.type"), code);
         otel_testkit::assert_child_of(&server, &client);
+    }
+}
+
+#[tokio::test]
+async fn f1_metadata_is_captured_only_when_named_and_never_binary() {
+    let f = start_with(|t| {
+        server_layer(t)
+            .capture_request_headers(["x-tenant", "x-blob-bin"])
+            .capture_response_headers(["x-served-by"])
+            .build()
+    })
+    .await;
+    let layer = f
+        .client_layer()
+        .capture_request_metadata(["X-Tenant"])
+        .capture_response_metadata(["x-served-by"])
+        .build();
+    let mut client = f.client_with(layer).await;
+    let mut request = Request::new(reserve("ok"));
+    request
+        .metadata_mut()
+        .insert("x-tenant", "acme".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-other", "secret".parse().unwrap());
+    request.metadata_mut().insert_bin(
+        "x-blob-bin",
+        tonic::metadata::MetadataValue::from_bytes(b"\x00\x01"),
+    );
+    client.reserve(request).await.unwrap();
+    let (server, client) = f.spans(RESERVE).await;
+    let array = |span: &SpanData, key: &str| span.attr(key).map(|v| v.to_string());
+    for span in [&server, &client] {
+        assert_eq!(
+            array(span, "rpc.request.metadata.x-tenant").as_deref(),
+            Some(r#"["acme"]"#)
+        );
+        assert_eq!(
+            array(span, "rpc.response.metadata.x-served-by").as_deref(),
+            Some(r#"["test-inventory"]"#)
+        );
+        assert!(
+            !span.attributes.iter().any(|kv| {
+                let k = kv.key.as_str();
+                k.starts_with("http.") || k.ends_with("-bin") || k.ends_with("x-other")
+            }),
+            "only the named text keys, as RPC metadata: {:?}",
+            span.attributes
+        );
     }
 }

@@ -5,7 +5,7 @@ use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Trace
 use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::rpc::{self, GrpcCode, RpcMetricKey, RpcMetrics, Target};
 use otel_http_conventions::semconv::attribute as attr;
-use otel_http_conventions::{Resolved, Side, OTHER_METHOD};
+use otel_http_conventions::{HeaderCapture, Resolved, Side, OTHER_METHOD};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +13,10 @@ use std::time::{Instant, SystemTime};
 
 pub(super) struct ClientConfig {
     pub(super) target: Target,
+    /// Request metadata recorded.
+    pub(super) request_metadata: HeaderCapture,
+    /// Response metadata recorded (headers and trailers).
+    pub(super) response_metadata: HeaderCapture,
     pub(super) common: Resolved,
     pub(super) rpc_metrics: RpcMetrics,
     pub(super) propagate_to: Option<Box<super::UriPredicate>>,
@@ -93,9 +97,14 @@ impl ClientCall {
             .with_kind(SpanKind::Client)
             .with_start_time(start_time)
             .with_attributes(attrs);
-        let span = config.common.tracer.build_with_context(builder, &parent);
+        let mut span = config.common.tracer.build_with_context(builder, &parent);
         use opentelemetry::trace::Span as _;
         let recording = span.is_recording();
+        if recording && !config.request_metadata.is_empty() {
+            let mut captured = Vec::new();
+            config.request_metadata.record(req.headers(), &mut captured);
+            span.set_attributes(captured);
+        }
         let cx = span.into_request_context(&parent, config.common.random_trace_ids);
         if config.propagates_to(req.uri()) {
             config.common.propagator.inject(&cx, req.headers_mut());
@@ -119,6 +128,7 @@ impl ClientCall {
     /// is not gRPC's has nothing more to say.
     pub(super) fn on_response(&mut self, status: StatusCode, headers: &HeaderMap) -> bool {
         self.http_status = Some(status);
+        self.capture_response_metadata(headers);
         if let Some(status) = rpc::status_from_headers(headers) {
             self.status = Some(status);
             return true;
@@ -137,6 +147,17 @@ impl ClientCall {
         if let Some(status) = rpc::status_from_headers(trailers) {
             self.status = Some(status);
         }
+        self.capture_response_metadata(trailers);
+    }
+
+    /// Records the allowed response metadata (headers, then trailers).
+    fn capture_response_metadata(&self, headers: &HeaderMap) {
+        if !self.recording || self.config.response_metadata.is_empty() {
+            return;
+        }
+        let mut captured = Vec::new();
+        self.config.response_metadata.record(headers, &mut captured);
+        self.cx.span().set_attributes(captured);
     }
 
     /// Ends the span and records the duration.

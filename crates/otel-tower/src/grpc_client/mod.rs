@@ -55,8 +55,11 @@
 //! Each rule has its test in `tests/grpc.rs` (the table in the [crate
 //! documentation](crate#grpc) names them), plus:
 //! `c4_a_client_answered_503_without_grpc_status_records_unavailable`,
-//! `c4_a_refused_connection_records_unavailable_and_the_error` and
-//! `k8_propagate_to_keeps_the_context_from_targets_not_allowed`.
+//! `c4_a_refused_connection_records_unavailable_and_the_error`,
+//! `k8_propagate_to_keeps_the_context_from_targets_not_allowed` and
+//! `f1_metadata_is_captured_only_when_named_and_never_binary` (metadata,
+//! opt-in with [`capture_request_metadata`](GrpcClientLayerBuilder::capture_request_metadata)
+//! and [`capture_response_metadata`](GrpcClientLayerBuilder::capture_response_metadata)).
 //!
 //! Decisions: a client counts `CANCELLED` as an error like every code but
 //! `OK` (the conventions' client rule; the HTTP rule that a deliberate
@@ -76,7 +79,7 @@ use opentelemetry::global::ObjectSafeTracerProvider;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry::propagation::TextMapPropagator;
 use otel_http_conventions::rpc::{RpcMetrics, Target};
-use otel_http_conventions::{CommonOptions, PropagatorChoice, Side};
+use otel_http_conventions::{CommonOptions, HeaderCapture, HeaderSide, PropagatorChoice, Side};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -195,6 +198,33 @@ impl GrpcClientLayerBuilder {
         self
     }
 
+    /// Record these request metadata keys (matched case-insensitively) as
+    /// `rpc.request.metadata.<key>`, a string array. Binary (`-bin`) keys
+    /// are never recorded. Default: the names in
+    /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`,
+    /// else none.
+    pub fn capture_request_metadata<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.common.request_headers = Some(HeaderCapture::new(HeaderSide::Request, names));
+        self
+    }
+
+    /// Record these response metadata keys, from the response headers and
+    /// trailers, as `rpc.response.metadata.<key>`. Default: the names in
+    /// `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE`,
+    /// else none.
+    pub fn capture_response_metadata<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.common.response_headers = Some(HeaderCapture::new(HeaderSide::Response, names));
+        self
+    }
+
     /// Whether new traces this client starts carry Trace Context Level 2's
     /// random flag. Default: yes, unless the tracer provider is known to use
     /// an id generator other than the SDK's random one.
@@ -227,6 +257,8 @@ impl GrpcClientLayerBuilder {
         let rpc_metrics = RpcMetrics::new(&common.meter, Side::Client);
         GrpcClientLayer {
             config: Arc::new(ClientConfig {
+                request_metadata: common.request_headers.for_side(HeaderSide::RpcRequest),
+                response_metadata: common.response_headers.for_side(HeaderSide::RpcResponse),
                 target: Target::parse(&self.target),
                 common,
                 rpc_metrics,

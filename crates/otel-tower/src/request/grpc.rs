@@ -117,6 +117,13 @@ impl GrpcState {
         if recording && !config.common.sampling_attributes {
             push_connection_attributes(head, |kv| span.set_attribute(kv));
         }
+        if recording && !config.grpc_request_metadata.is_empty() {
+            let mut captured = Vec::new();
+            config
+                .grpc_request_metadata
+                .record(head.headers, &mut captured);
+            span.set_attributes(captured);
+        }
         let cx = span.into_request_context(&parent, config.common.random_trace_ids);
         if recording {
             if let Some(hook) = &config.request_hook {
@@ -155,16 +162,33 @@ impl GrpcState {
             self.trailers_only = true;
         }
         if self.recording {
+            self.capture_response_metadata(head.headers);
             if let Some(hook) = &self.config.response_hook {
                 hook(&self.cx.span(), head);
             }
         }
     }
 
+    /// Records the allowed response metadata, which gRPC sends in the
+    /// headers and in the trailers.
+    fn capture_response_metadata(&self, headers: &HeaderMap) {
+        if self.config.grpc_response_metadata.is_empty() {
+            return;
+        }
+        let mut captured = Vec::new();
+        self.config
+            .grpc_response_metadata
+            .record(headers, &mut captured);
+        self.cx.span().set_attributes(captured);
+    }
+
     /// Reads the trailers, where a call that sent messages has its status.
     pub(super) fn on_trailers(&mut self, trailers: &HeaderMap) {
         if let Some(status) = rpc::status_from_headers(trailers) {
             self.status = Some(status);
+        }
+        if self.recording {
+            self.capture_response_metadata(trailers);
         }
     }
 
