@@ -6,7 +6,6 @@
 
 use otel_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -95,12 +94,9 @@ fn compose_file_is_consistent() {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+mod support;
+
+use support::free_port;
 
 struct Service {
     child: Child,
@@ -108,23 +104,29 @@ struct Service {
 }
 
 impl Service {
-    fn start(bin: &str, env: &BTreeMap<String, String>) -> Self {
-        let port: u16 = env["PORT"].parse().expect("port");
-        let mut cmd = Command::new(bin);
-        // Only what the compose file says: nothing from the test's own OTEL_*.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OTEL_") {
-                cmd.env_remove(k);
+    /// Starts `bin` with the environment `env` gives for a free port, on
+    /// another port if that one was taken before the service bound it
+    /// (test binaries run side by side), and waits until it is healthy.
+    fn start(bin: &str, env: impl Fn(u16) -> BTreeMap<String, String>) -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(bin);
+            // Only what the compose file says: nothing from the test's own OTEL_*.
+            for (k, _) in std::env::vars() {
+                if k.starts_with("OTEL_") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd.envs(env(port))
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit());
+            if let Ok(child) = support::spawn_listening(cmd) {
+                let svc = Service { child, port };
+                svc.wait_healthy();
+                return svc;
             }
         }
-        cmd.envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("service starts");
-        let svc = Service { child, port };
-        svc.wait_healthy();
-        svc
+        panic!("{bin} found no free port in 5 tries");
     }
 
     fn wait_healthy(&self) {
@@ -190,19 +192,23 @@ fn rewrite(env: &mut BTreeMap<String, String>, from: &str, to: &str) {
     }
 }
 
+/// Posts an order; its status, and its answer printed for a failing test.
 fn post_order(port: u16, body: serde_json::Value) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        reqwest::Client::new()
+        let resp = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/order"))
             .json(&body)
             .send()
             .await
-            .map(|r| r.status().as_u16())
-            .expect("order-service answers")
+            .expect("order-service answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        println!("POST /order {body} -> {status} {text}");
+        status
     })
 }
 
@@ -257,10 +263,11 @@ fn is_error(s: &ReceivedSpan) -> bool {
 fn run_flow(protocol: &str) {
     let rx = OtlpReceiver::start();
     let doc = compose();
-    let (user_port, inventory_port, order_port) = (free_port(), free_port(), free_port());
     let grpc = rx.grpc_endpoint().replace("http://", "");
     let http = rx.http_endpoint().replace("http://", "");
-    let prepare = |service: &str, port: u16| {
+    // The compose file's environment for `service` on `port`, the upstreams
+    // at the ports they were given.
+    let prepare = |service: &str, port: u16, upstreams: &[(&str, u16)]| {
         let mut env = service_env(&doc, service);
         if protocol != "grpc" {
             env.insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into());
@@ -271,32 +278,27 @@ fn run_flow(protocol: &str) {
         }
         rewrite(&mut env, "jaeger:4317", &grpc);
         rewrite(&mut env, "jaeger:4318", &http);
-        rewrite(
-            &mut env,
-            "user-service:8081",
-            &format!("127.0.0.1:{user_port}"),
-        );
-        rewrite(
-            &mut env,
-            "inventory-service:8082",
-            &format!("127.0.0.1:{inventory_port}"),
-        );
+        for (host, port) in upstreams {
+            rewrite(&mut env, host, &format!("127.0.0.1:{port}"));
+        }
         env.insert("PORT".into(), port.to_string());
         env.insert("HOST".into(), "127.0.0.1".into());
         env
     };
-    let user = Service::start(
-        env!("CARGO_BIN_EXE_e2e-user-service"),
-        &prepare("user-service", user_port),
-    );
-    let inventory = Service::start(
-        env!("CARGO_BIN_EXE_e2e-inventory-service"),
-        &prepare("inventory-service", inventory_port),
-    );
-    let order = Service::start(
-        env!("CARGO_BIN_EXE_e2e-order-service"),
-        &prepare("order-service", order_port),
-    );
+    let user = Service::start(env!("CARGO_BIN_EXE_e2e-user-service"), |port| {
+        prepare("user-service", port, &[])
+    });
+    let inventory = Service::start(env!("CARGO_BIN_EXE_e2e-inventory-service"), |port| {
+        prepare("inventory-service", port, &[])
+    });
+    let upstreams = [
+        ("user-service:8081", user.port),
+        ("inventory-service:8082", inventory.port),
+    ];
+    let order = Service::start(env!("CARGO_BIN_EXE_e2e-order-service"), |port| {
+        prepare("order-service", port, &upstreams)
+    });
+    let order_port = order.port;
 
     let good = serde_json::json!({"user_id": 1, "item": "book", "quantity": 2});
     let invalid = serde_json::json!({"user_id": 1, "item": "", "quantity": 0});

@@ -48,32 +48,54 @@ pub fn start_service(bin: &str, port: u16, env: &[(&str, String)]) -> (Child, st
             cmd.env_remove(k);
         }
     }
+    cmd.envs([
+        ("PORT", port.to_string()),
+        ("HOST", "127.0.0.1".into()),
+        ("RUST_LOG", "warn".into()),
+    ])
+    .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+    .stdin(Stdio::null())
+    .stderr(Stdio::from(stderr));
+    match spawn_listening(cmd) {
+        Ok(child) => (child, path),
+        Err(status) => {
+            let stderr = std::fs::read_to_string(&path).unwrap_or_default();
+            panic!("{bin} did not listen on {port} ({status}):\n{stderr}");
+        }
+    }
+}
+
+/// Spawns a service (its standard output is taken) and waits, 30 s at
+/// most, until it prints that it listens: then the port is its own, not
+/// another process's that happens to answer there. `Err` (how it ended)
+/// if it exited first, say because its port was taken meanwhile.
+pub fn spawn_listening(mut cmd: Command) -> Result<Child, String> {
+    use std::io::BufRead;
     let mut child = cmd
-        .envs([
-            ("PORT", port.to_string()),
-            ("HOST", "127.0.0.1".into()),
-            ("RUST_LOG", "warn".into()),
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
+        .stdout(Stdio::piped())
         .spawn()
         .expect("the service starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, path);
+    let stdout = child.stdout.take().expect("piped standard output");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(" listening on ") {
+                let _ = tx.send(());
+            }
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            let stderr = std::fs::read_to_string(&path).unwrap_or_default();
-            panic!("{bin} exited ({status}) before listening:\n{stderr}");
+    });
+    // A service that exits closes its output, which ends the wait at once.
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => Ok(child),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            Err(format!("{status:?}"))
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{bin} did not listen");
 }
 
 /// Sends SIGTERM and waits for a successful exit (30 s at most); returns
