@@ -56,8 +56,7 @@ fn no_credential_placement_reaches_the_collector() {
             ("RUST_LOG", "info".to_owned()),
         ]
     };
-    let user_port = free_port();
-    let (mut user, user_err) = start_user_service(user_port, &otlp("user-service"));
+    let (mut user, user_err, user_port) = start_user_service(&otlp("user-service"));
     let mut placements: Vec<Placement> = Vec::new();
 
     // Headers: never recorded unless named.
@@ -112,7 +111,6 @@ fn no_credential_placement_reaches_the_collector() {
     // URL with a password and a token that does not answer, and records,
     // logs and answers reqwest's error, which quotes the URL.
     let closed = free_port();
-    let order_port = free_port();
     let mut env = otlp("order-service");
     env.push((
         "USER_SERVICE_URL",
@@ -120,7 +118,7 @@ fn no_credential_placement_reaches_the_collector() {
             "http://svc:leak-client-url-password-z@127.0.0.1:{closed}/api?token=leak-client-url-token-z&to="
         ),
     ));
-    let (mut order, order_err) = start_order_service(order_port, &env);
+    let (mut order, order_err, order_port) = start_order_service(&env);
     let body = r#"{"user_id":1,"item":"pen","quantity":1}"#;
     let status = send(
         order_port,

@@ -50,20 +50,17 @@ fn reported_lost_spans(stderr: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_service(port: u16, endpoint: &str) -> (Child, std::path::PathBuf) {
-    start_service_with(port, endpoint, "grpc")
+fn start_service(endpoint: &str) -> (Child, std::path::PathBuf, u16) {
+    start_service_with(endpoint, "grpc")
 }
 
-fn start_service_with(port: u16, endpoint: &str, protocol: &str) -> (Child, std::path::PathBuf) {
-    start_user_service(
-        port,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.into()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
-        ],
-    )
+fn start_service_with(endpoint: &str, protocol: &str) -> (Child, std::path::PathBuf, u16) {
+    start_user_service(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.into()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into()),
+    ])
 }
 
 #[derive(Default, Debug)]
@@ -144,8 +141,7 @@ async fn run(
     expect_all: bool,
     secs: u64,
 ) -> Row {
-    let port = free_port();
-    let (mut child, stderr_path) = start_service(port, endpoint);
+    let (mut child, stderr_path, port) = start_service(endpoint);
     let pid = child.id();
     // Warm up, then measure.
     let warm = Arc::new(AtomicBool::new(false));
@@ -196,8 +192,7 @@ async fn run(
 /// SIGTERM while requests are in flight: every request that completed has
 /// its span delivered before the process exits.
 async fn sigterm_under_load(rx: &OtlpReceiver) -> (usize, usize) {
-    let port = free_port();
-    let (mut child, stderr_path) = start_service(port, &rx.grpc_endpoint());
+    let (mut child, stderr_path, port) = start_service(&rx.grpc_endpoint());
     let stop = Arc::new(AtomicBool::new(false));
     let running = tokio::spawn(load(port, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -405,8 +400,7 @@ async fn flood(port: u16, n: usize, concurrency: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_huge_headers_keeps_memory_bounded() {
     let hole_addr = blackhole();
-    let port = free_port();
-    let (mut child, stderr_path) = start_service(port, &format!("http://{hole_addr}"));
+    let (mut child, stderr_path, port) = start_service(&format!("http://{hole_addr}"));
     let pid = child.id();
     assert_eq!(flood(port, 200, 8).await, 0, "warm-up");
     let before = rss_kib(pid);
@@ -432,8 +426,7 @@ async fn a_flood_of_huge_headers_keeps_memory_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_headers_never_make_a_4_mib_receiver_refuse_a_batch() {
     let rx = OtlpReceiver::start();
-    let port = free_port();
-    let (mut child, stderr_path) = start_service(port, &rx.grpc_endpoint());
+    let (mut child, stderr_path, port) = start_service(&rx.grpc_endpoint());
     let stop = Arc::new(AtomicBool::new(false));
     let ordinary = tokio::spawn(load(port, Arc::clone(&stop)));
     let failed = flood(port, 1_500, 8).await;
@@ -462,9 +455,8 @@ async fn huge_headers_never_make_a_4_mib_receiver_refuse_a_batch() {
 async fn sigterm_with_a_stuck_http_collector_exits_in_time_without_a_panic() {
     let hole_addr = blackhole();
     for _ in 0..3 {
-        let port = free_port();
-        let (mut child, stderr_path) =
-            start_service_with(port, &format!("http://{hole_addr}"), "http/protobuf");
+        let (mut child, stderr_path, port) =
+            start_service_with(&format!("http://{hole_addr}"), "http/protobuf");
         let stop = Arc::new(AtomicBool::new(false));
         let running = tokio::spawn(load(port, Arc::clone(&stop)));
         // Past the first metric export (every second here), so one is stuck.

@@ -12,7 +12,7 @@ mod support;
 use otel_testkit::otlp::{OtlpReceiver, OtlpSignal};
 use otel_testkit::tls::TestPki;
 use std::time::{Duration, Instant};
-use support::{free_port, sigterm_and_wait, start_user_service};
+use support::{sigterm_and_wait, start_user_service};
 
 const REQUESTS: usize = 20;
 const SERVER: i32 = 2;
@@ -60,8 +60,7 @@ fn run(rx: &OtlpReceiver, protocol: &str, vars: Vec<(&str, String)>) -> String {
         ("RUST_LOG", "info".to_owned()),
     ];
     env.extend(vars);
-    let port = free_port();
-    let (mut child, stderr_path) = start_user_service(port, &env);
+    let (mut child, stderr_path, port) = start_user_service(&env);
     serve_requests(port);
     let took = sigterm_and_wait(&mut child);
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();

@@ -27,42 +27,53 @@ pub fn stderr_file() -> (std::fs::File, std::path::PathBuf) {
     (f, path)
 }
 
-/// Starts user-service on `port` with no `OTEL_*` variable but `env`, and
-/// waits (30 s at most) until it listens.
-pub fn start_user_service(port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
-    start_service(env!("CARGO_BIN_EXE_e2e-user-service"), port, env)
+/// Starts user-service on a free port with no `OTEL_*` variable but `env`,
+/// and waits (30 s at most) until it listens: the child, where its standard
+/// error goes, and its port.
+pub fn start_user_service(env: &[(&str, String)]) -> (Child, std::path::PathBuf, u16) {
+    start_service(env!("CARGO_BIN_EXE_e2e-user-service"), env)
 }
 
 /// Starts order-service the same way (`USER_SERVICE_URL` among `env`).
-pub fn start_order_service(port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
-    start_service(env!("CARGO_BIN_EXE_e2e-order-service"), port, env)
+pub fn start_order_service(env: &[(&str, String)]) -> (Child, std::path::PathBuf, u16) {
+    start_service(env!("CARGO_BIN_EXE_e2e-order-service"), env)
 }
 
-/// Starts the service `bin` on `port` with no `OTEL_*` variable but `env`,
-/// and waits (30 s at most) until it listens.
-pub fn start_service(bin: &str, port: u16, env: &[(&str, String)]) -> (Child, std::path::PathBuf) {
-    let (stderr, path) = stderr_file();
-    let mut cmd = Command::new(bin);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") {
-            cmd.env_remove(k);
+/// Starts the service `bin` on a free port with no `OTEL_*` variable but
+/// `env`, and waits (30 s at most) until it listens. A port taken between
+/// its choice and the service's bind (test binaries run side by side) is
+/// tried again with another.
+pub fn start_service(bin: &str, env: &[(&str, String)]) -> (Child, std::path::PathBuf, u16) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let (stderr, path) = stderr_file();
+        let mut cmd = Command::new(bin);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OTEL_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs([
+            ("PORT", port.to_string()),
+            ("HOST", "127.0.0.1".into()),
+            ("RUST_LOG", "warn".into()),
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(stderr));
+        match spawn_listening(cmd) {
+            Ok(child) => return (child, path, port),
+            Err(status) => {
+                last = format!(
+                    "{status}:\n{}",
+                    std::fs::read_to_string(&path).unwrap_or_default()
+                );
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
-    cmd.envs([
-        ("PORT", port.to_string()),
-        ("HOST", "127.0.0.1".into()),
-        ("RUST_LOG", "warn".into()),
-    ])
-    .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-    .stdin(Stdio::null())
-    .stderr(Stdio::from(stderr));
-    match spawn_listening(cmd) {
-        Ok(child) => (child, path),
-        Err(status) => {
-            let stderr = std::fs::read_to_string(&path).unwrap_or_default();
-            panic!("{bin} did not listen on {port} ({status}):\n{stderr}");
-        }
-    }
+    panic!("{bin} did not start listening in 5 tries; the last: {last}");
 }
 
 /// Spawns a service (its standard output is taken) and waits, 30 s at
