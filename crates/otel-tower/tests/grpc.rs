@@ -139,7 +139,14 @@ impl Inventory for TestInventory {
         &self,
         request: Request<Streaming<ReserveRequest>>,
     ) -> Result<Response<Self::SyncStream>, Status> {
-        let lines = request.into_inner();
+        // The first line is read before answering: `slow:MS` delays the
+        // answer's head by MS milliseconds.
+        let mut lines = request.into_inner();
+        let first = lines.next().await.transpose()?;
+        if let Some(ms) = first.as_ref().and_then(|l| l.item.strip_prefix("slow:")) {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        }
+        let lines = tokio_stream::iter(first.map(Ok)).chain(lines);
         Ok(Response::new(Box::pin(lines.map(|line| {
             let line = line?;
             outcome(&line.item)?;
@@ -984,4 +991,83 @@ async fn f1_metadata_is_captured_only_when_named_and_never_binary() {
             span.attributes
         );
     }
+}
+
+#[tokio::test]
+async fn e4_e5_cancel_and_deadline_in_each_streaming_kind() {
+    let f = start().await;
+    let mut client = f.client().await;
+    // Each method answers once first: the server then knows it is real
+    // even for calls that end before any answer.
+    let one = || tokio_stream::iter(vec![reserve("ok")]);
+    client.reserve_many(one()).await.unwrap();
+    let mut sync = client.sync(one()).await.unwrap().into_inner();
+    while sync.next().await.is_some() {}
+    let mut watch = client
+        .watch(WatchRequest {
+            item: "ok".into(),
+            updates: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while watch.next().await.is_some() {}
+    let deadline = Instant::now() + WAIT;
+    while f.telemetry.spans().len() < 6 {
+        assert!(Instant::now() < deadline, "the first calls' spans");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    f.telemetry.reset();
+
+    // Client streaming, cancelled: one message sent, the stream left open,
+    // the call dropped before any answer.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(reserve("ok")).await.unwrap();
+    let lines = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let call = client.reserve_many(lines);
+    assert!(tokio::time::timeout(Duration::from_millis(200), call)
+        .await
+        .is_err());
+
+    // Bidirectional, cancelled while the server is still working on its
+    // answer (dropping only the answer stream of an open bidirectional call
+    // cancels nothing: the request half is still open).
+    let (tx2, rx2) = tokio::sync::mpsc::channel(1);
+    tx2.send(reserve("slow:5000")).await.unwrap();
+    let call = client.sync(tokio_stream::wrappers::ReceiverStream::new(rx2));
+    assert!(tokio::time::timeout(Duration::from_millis(200), call)
+        .await
+        .is_err());
+
+    // Server streaming, given up once its deadline has passed.
+    let mut request = Request::new(WatchRequest {
+        item: "ok".into(),
+        updates: 1000,
+    });
+    request.set_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut watch = client.watch(request).await.unwrap().into_inner();
+    while started.elapsed() < Duration::from_millis(600) {
+        watch.next().await.unwrap().unwrap();
+    }
+    drop(watch);
+
+    for (method, code) in [
+        ("ReserveMany", "CANCELLED"),
+        ("Sync", "CANCELLED"),
+        ("Watch", "DEADLINE_EXCEEDED"),
+    ] {
+        let name = format!("inventory.v1.Inventory/{method}");
+        let (server, client) = f.spans(&name).await;
+        for span in [&server, &client] {
+            assert_eq!(string(span, "rpc.response.status_code"), code, "{name}");
+            assert_eq!(string(span, "rpc.method"), name);
+        }
+        assert!(is_error(&client), "{name}");
+        assert_eq!(string(&client, "error.type"), code);
+        let server_error = code == "DEADLINE_EXCEEDED";
+        assert_eq!(is_error(&server), server_error, "{name}");
+        assert_eq!(server.has_attr("error.type"), server_error, "{name}");
+    }
+    drop((tx, tx2));
 }
