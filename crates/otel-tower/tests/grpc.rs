@@ -218,13 +218,28 @@ impl Fixture {
             .propagator(otel_propagation::default_propagator())
     }
 
-    async fn client_with(&self, layer: GrpcClientLayer) -> InventoryClient<TracedChannel> {
-        let channel = tonic::transport::Endpoint::from_shared(self.target())
+    /// A channel connected to the server, not traced.
+    async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.target())
             .unwrap()
             .connect()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn client_with(&self, layer: GrpcClientLayer) -> InventoryClient<TracedChannel> {
+        let channel = self.channel().await;
         InventoryClient::new(ServiceBuilder::new().layer(layer).service(channel))
+    }
+
+    /// Waits (up to [`WAIT`], without blocking the runtime) until `ready`
+    /// holds, and panics naming `what` if it never does.
+    async fn wait_until(&self, what: &str, mut ready: impl FnMut(&TestTelemetry) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !ready(&self.telemetry) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     async fn client(&self) -> InventoryClient<TracedChannel> {
@@ -363,11 +378,7 @@ async fn g1_g2_call_durations_have_the_conventions_attributes_and_buckets() {
     let mut client = f.client().await;
     client.reserve(reserve("ok")).await.unwrap();
     let _ = client.reserve(reserve("code:13")).await;
-    let deadline = Instant::now() + WAIT;
-    while f.telemetry.spans().len() < 4 {
-        assert!(Instant::now() < deadline, "4 spans");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    f.wait_until("4 spans", |t| t.spans().len() >= 4).await;
 
     let server = f.telemetry.histogram("rpc.server.call.duration");
     let client = f.telemetry.histogram("rpc.client.call.duration");
@@ -609,11 +620,7 @@ async fn e5_an_expired_deadline_is_deadline_exceeded_on_both_sides() {
 
 /// Calls `path` (a method the server may not have) with an empty message.
 async fn call_path(f: &Fixture, layer: GrpcClientLayer, path: &'static str) -> Status {
-    let channel = tonic::transport::Endpoint::from_shared(f.target())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = f.channel().await;
     let mut grpc = tonic::client::Grpc::new(ServiceBuilder::new().layer(layer).service(channel));
     grpc.ready().await.unwrap();
     let codec: tonic_prost::ProstCodec<WatchRequest, ReserveReply> =
@@ -666,13 +673,8 @@ async fn d1_d2_unknown_methods_are_other_named_grpc() {
 #[tokio::test]
 async fn d1_made_up_methods_create_one_metric_series() {
     let f = start().await;
-    let channel = tonic::transport::Endpoint::from_shared(f.target())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     // No client layer: only the server's series are counted.
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = tonic::client::Grpc::new(f.channel().await);
     for n in 0..200 {
         grpc.ready().await.unwrap();
         let codec: tonic_prost::ProstCodec<WatchRequest, ReserveReply> =
@@ -683,14 +685,15 @@ async fn d1_made_up_methods_create_one_metric_series() {
             .unary(Request::new(WatchRequest::default()), path, codec)
             .await;
     }
-    let deadline = Instant::now() + WAIT;
-    let points = loop {
-        let points = f.telemetry.histogram("rpc.server.call.duration");
-        if points.iter().map(|p| p.count).sum::<u64>() == 200 || Instant::now() > deadline {
-            break points;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let calls = |t: &TestTelemetry| {
+        t.histogram("rpc.server.call.duration")
+            .iter()
+            .map(|p| p.count)
+            .sum::<u64>()
     };
+    f.wait_until("200 calls recorded", |t| calls(t) == 200)
+        .await;
+    let points = f.telemetry.histogram("rpc.server.call.duration");
     assert_eq!(points.len(), 1, "{} series", points.len());
     assert_eq!(points[0].attr("rpc.method"), Some(&Value::from("_OTHER")));
     assert_eq!(points[0].count, 200);
@@ -746,12 +749,7 @@ async fn k8_propagate_to_keeps_the_context_from_targets_not_allowed() {
 #[tokio::test]
 async fn k8_a_malformed_traceparent_starts_a_new_trace() {
     let f = start().await;
-    let channel = tonic::transport::Endpoint::from_shared(f.target())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = InventoryClient::new(channel);
+    let mut client = InventoryClient::new(f.channel().await);
     let mut request = Request::new(reserve("ok"));
     request
         .metadata_mut()
@@ -782,18 +780,13 @@ async fn k9_one_layer_serves_http_routes_beside_grpc_and_grpc_web_stays_http() {
         .send()
         .await
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    let web = loop {
-        let spans = f.telemetry.spans();
-        if let Some(s) = spans.iter().find(|s| {
-            s.attr("http.request.method")
-                .is_some_and(|m| m.as_str() == "POST")
-        }) {
-            break s.clone();
-        }
-        assert!(Instant::now() < deadline, "no gRPC-Web span");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let is_post = |s: &SpanData| {
+        s.attr("http.request.method")
+            .is_some_and(|m| m.as_str() == "POST")
     };
+    f.wait_until("the gRPC-Web span", |t| t.spans().iter().any(is_post))
+        .await;
+    let web = f.telemetry.spans().into_iter().find(is_post).unwrap();
     assert!(
         !web.has_attr("rpc.system.name"),
         "gRPC-Web is recorded as HTTP"
@@ -870,11 +863,10 @@ async fn g3_unsampled_calls_record_durations_and_no_span() {
     };
     let mut client = f.client().await;
     client.reserve(reserve("ok")).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    while f.telemetry.histogram("rpc.server.call.duration").is_empty() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    f.wait_until("the server's duration", |t| {
+        !t.histogram("rpc.server.call.duration").is_empty()
+    })
+    .await;
     assert_eq!(f.telemetry.histogram("rpc.client.call.duration").len(), 1);
     assert!(f.telemetry.spans().is_empty());
     // The context still crosses, unsampled.
@@ -1012,11 +1004,8 @@ async fn e4_e5_cancel_and_deadline_in_each_streaming_kind() {
         .unwrap()
         .into_inner();
     while watch.next().await.is_some() {}
-    let deadline = Instant::now() + WAIT;
-    while f.telemetry.spans().len() < 6 {
-        assert!(Instant::now() < deadline, "the first calls' spans");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    f.wait_until("the first calls' spans", |t| t.spans().len() >= 6)
+        .await;
     f.telemetry.reset();
 
     // Client streaming, cancelled: one message sent, the stream left open,
