@@ -108,6 +108,28 @@ impl HeaderCapture {
         Self::new(side, self.entries.iter().map(|(name, _)| name.as_str()))
     }
 
+    /// The named headers `headers` carries, as attributes; `None` when
+    /// there are none (or nothing is named), so a caller with nothing to
+    /// record allocates nothing.
+    ///
+    /// ```
+    /// use otel_http_conventions::{HeaderCapture, HeaderSide};
+    ///
+    /// let capture = HeaderCapture::new(HeaderSide::Response, ["x-served-by"]);
+    /// let mut headers = http::HeaderMap::new();
+    /// assert!(capture.captured(&headers).is_none());
+    /// headers.insert("x-served-by", "a".parse().unwrap());
+    /// assert_eq!(capture.captured(&headers).map(|a| a.len()), Some(1));
+    /// ```
+    pub fn captured(&self, headers: &HeaderMap) -> Option<Vec<KeyValue>> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.record(headers, &mut out);
+        (!out.is_empty()).then_some(out)
+    }
+
     /// Captures nothing.
     pub fn none(side: HeaderSide) -> Self {
         Self::new(side, std::iter::empty::<&str>())

@@ -151,6 +151,57 @@ pub struct Resolved {
     pub random_trace_ids: bool,
 }
 
+impl Resolved {
+    /// Adds an `exception` event to `span`: `exception.type`, and the
+    /// message, if any, with the URLs it quotes redacted as `url.query` is
+    /// (an error's text often quotes the URL it failed on).
+    ///
+    /// ```
+    /// use opentelemetry::trace::TraceContextExt;
+    /// use otel_http_conventions::{CommonOptions, Side};
+    ///
+    /// let resolved = CommonOptions::default().resolve(Side::Client, otel_http_conventions::scope("example", "0"));
+    /// let cx = opentelemetry::Context::current();
+    /// resolved.add_exception(&cx.span(), "connect", Some("http://h/?token=secret refused"));
+    /// ```
+    pub fn add_exception(
+        &self,
+        span: &opentelemetry::trace::SpanRef<'_>,
+        error_type: impl Into<opentelemetry::Value>,
+        message: Option<&str>,
+    ) {
+        let mut fields = vec![opentelemetry::KeyValue::new(
+            "exception.type",
+            error_type.into(),
+        )];
+        if let Some(message) = message {
+            fields.push(opentelemetry::KeyValue::new(
+                "exception.message",
+                self.sensitive_query.redact_text(message).into_owned(),
+            ));
+        }
+        span.add_event("exception", fields);
+    }
+
+    /// Marks `span` failed: `error.type`, and the error status with
+    /// `description` (redacted as an exception's message is), or none.
+    pub fn set_error(
+        &self,
+        span: &opentelemetry::trace::SpanRef<'_>,
+        error_type: impl Into<opentelemetry::Value>,
+        description: Option<&str>,
+    ) {
+        span.set_attribute(opentelemetry::KeyValue::new(
+            opentelemetry_semantic_conventions::attribute::ERROR_TYPE,
+            error_type.into(),
+        ));
+        let description = description
+            .map(|d| self.sensitive_query.redact_text(d).into_owned())
+            .unwrap_or_default();
+        span.set_status(opentelemetry::trace::Status::error(description));
+    }
+}
+
 /// The instrumentation scope of a crate: its name, version and the
 /// conventions' schema URL.
 pub fn scope(name: &'static str, version: &'static str) -> InstrumentationScope {

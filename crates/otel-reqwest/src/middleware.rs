@@ -293,12 +293,7 @@ impl Middleware for OtelMiddleware {
         }
         if recording {
             let span = cx.span();
-            if !config.common.request_headers.is_empty() {
-                let mut captured = Vec::new();
-                config
-                    .common
-                    .request_headers
-                    .record(req.headers(), &mut captured);
+            if let Some(captured) = config.common.request_headers.captured(req.headers()) {
                 span.set_attributes(captured);
             }
             if let Some(hook) = &config.request_hook {
@@ -369,21 +364,10 @@ impl Middleware for OtelMiddleware {
             Err(error) => {
                 let kind = error_type(error);
                 if recording {
-                    cx.span().add_event(
-                        "exception",
-                        vec![
-                            KeyValue::new("exception.type", kind),
-                            // The text quotes the URL: redacted as `url.full` is.
-                            KeyValue::new(
-                                "exception.message",
-                                config
-                                    .common
-                                    .sensitive_query
-                                    .redact_text(&error.to_string())
-                                    .into_owned(),
-                            ),
-                        ],
-                    );
+                    // The text quotes the URL: redacted as `url.full` is.
+                    config
+                        .common
+                        .add_exception(&cx.span(), kind, Some(&error.to_string()));
                 }
                 attempt.finish(None, None, Some(StringValue::from(kind)), None);
             }

@@ -1,7 +1,7 @@
 //! One client call: its span, how its status is found, how it ends.
 
 use http::{HeaderMap, Request, StatusCode, Uri};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::rpc::{self, GrpcCode, RpcMetricKey, RpcMetrics, Target};
 use otel_http_conventions::semconv::attribute as attr;
@@ -100,9 +100,10 @@ impl ClientCall {
         let mut span = config.common.tracer.build_with_context(builder, &parent);
         use opentelemetry::trace::Span as _;
         let recording = span.is_recording();
-        if recording && !config.request_metadata.is_empty() {
-            let mut captured = Vec::new();
-            config.request_metadata.record(req.headers(), &mut captured);
+        if let Some(captured) = recording
+            .then(|| config.request_metadata.captured(req.headers()))
+            .flatten()
+        {
             span.set_attributes(captured);
         }
         let cx = span.into_request_context(&parent, config.common.random_trace_ids);
@@ -152,12 +153,13 @@ impl ClientCall {
 
     /// Records the allowed response metadata (headers, then trailers).
     fn capture_response_metadata(&self, headers: &HeaderMap) {
-        if !self.recording || self.config.response_metadata.is_empty() {
-            return;
+        if let Some(captured) = self
+            .recording
+            .then(|| self.config.response_metadata.captured(headers))
+            .flatten()
+        {
+            self.cx.span().set_attributes(captured);
         }
-        let mut captured = Vec::new();
-        self.config.response_metadata.record(headers, &mut captured);
-        self.cx.span().set_attributes(captured);
     }
 
     /// Ends the span and records the duration.
@@ -208,27 +210,17 @@ impl ClientCall {
         if self.recording {
             let span = self.cx.span();
             span.set_attribute(KeyValue::new(rpc::RPC_STATUS_CODE, code.name()));
-            let redact = |text: &str| {
+            if let Some((exception_type, message)) = &exception {
                 self.config
                     .common
-                    .sensitive_query
-                    .redact_text(text)
-                    .into_owned()
-            };
-            if let Some((exception_type, message)) = &exception {
-                span.add_event(
-                    "exception",
-                    vec![
-                        KeyValue::new("exception.type", exception_type.clone()),
-                        KeyValue::new("exception.message", redact(message)),
-                    ],
-                );
+                    .add_exception(&span, exception_type.clone(), Some(message));
             }
             if let Some(error_type) = &error_type {
-                span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
-                span.set_status(Status::error(
-                    message.as_deref().map(redact).unwrap_or_default(),
-                ));
+                // The status message describes the error; the code is in
+                // its own attribute.
+                self.config
+                    .common
+                    .set_error(&span, error_type.clone(), message.as_deref());
             }
         }
         let key = RpcMetricKey {

@@ -5,7 +5,7 @@
 use super::{caller_context, peer_address, Failure, ERROR_TYPE_CANCELLED};
 use crate::config::{Config, RequestHead, ResponseHead};
 use http::{HeaderMap, StatusCode};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue};
 use otel_http_conventions::rpc::{self, GrpcCode, RpcMetricKey};
 use otel_http_conventions::semconv::attribute as attr;
@@ -117,11 +117,10 @@ impl GrpcState {
         if recording && !config.common.sampling_attributes {
             push_connection_attributes(head, |kv| span.set_attribute(kv));
         }
-        if recording && !config.grpc_request_metadata.is_empty() {
-            let mut captured = Vec::new();
-            config
-                .grpc_request_metadata
-                .record(head.headers, &mut captured);
+        if let Some(captured) = recording
+            .then(|| config.grpc_request_metadata.captured(head.headers))
+            .flatten()
+        {
             span.set_attributes(captured);
         }
         let cx = span.into_request_context(&parent, config.common.random_trace_ids);
@@ -172,14 +171,9 @@ impl GrpcState {
     /// Records the allowed response metadata, which gRPC sends in the
     /// headers and in the trailers.
     fn capture_response_metadata(&self, headers: &HeaderMap) {
-        if self.config.grpc_response_metadata.is_empty() {
-            return;
+        if let Some(captured) = self.config.grpc_response_metadata.captured(headers) {
+            self.cx.span().set_attributes(captured);
         }
-        let mut captured = Vec::new();
-        self.config
-            .grpc_response_metadata
-            .record(headers, &mut captured);
-        self.cx.span().set_attributes(captured);
     }
 
     /// Reads the trailers, where a call that sent messages has its status.
@@ -278,20 +272,11 @@ impl GrpcState {
                 f.record(&span, &self.config);
             }
             if let Some(error_type) = &error_type {
-                span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
-                // The status message describes the error, redacted as an
-                // error's text is; the code is in its own attribute.
-                let description = message
-                    .as_deref()
-                    .map(|m| {
-                        self.config
-                            .common
-                            .sensitive_query
-                            .redact_text(m)
-                            .into_owned()
-                    })
-                    .unwrap_or_default();
-                span.set_status(Status::error(description));
+                // The status message describes the error; the code is in
+                // its own attribute.
+                self.config
+                    .common
+                    .set_error(&span, error_type.clone(), message.as_deref());
             }
         }
         let key = RpcMetricKey {
@@ -318,15 +303,8 @@ impl GrpcState {
 
 impl Drop for GrpcState {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if std::thread::panicking() {
-            self.finish(Some(Failure::of_type(super::ERROR_TYPE_PANIC)));
-        } else if self.complete_on_drop {
-            self.finish(None);
-        } else {
-            self.finish(Some(Failure::of_type(ERROR_TYPE_CANCELLED)));
+        if !self.finished {
+            self.finish(super::failure_on_drop(self.complete_on_drop));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! attributes, and how it ends.
 
 use super::route::{matched_route, NestedRoute, NestedSlot, RouteValue};
-use super::{caller_context, peer_address, Failure, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
+use super::{caller_context, peer_address, Failure};
 use crate::config::{Config, Forwarding, RequestHead, ResponseHead};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
@@ -151,12 +151,7 @@ impl HttpState {
             // Set one by one as they are made: the SDK would set a vector's
             // attributes one by one too, after one more allocation.
             push_request_attributes(config, head, facts, |kv| span.set_attribute(kv));
-            if !config.common.request_headers.is_empty() {
-                let mut captured = Vec::new();
-                config
-                    .common
-                    .request_headers
-                    .record(head.headers, &mut captured);
+            if let Some(captured) = config.common.request_headers.captured(head.headers) {
                 span.set_attributes(captured);
             }
         }
@@ -258,12 +253,7 @@ impl HttpState {
             attr::HTTP_RESPONSE_STATUS_CODE,
             i64::from(status.as_u16()),
         ));
-        if !self.config.common.response_headers.is_empty() {
-            let mut captured = Vec::new();
-            self.config
-                .common
-                .response_headers
-                .record(head.headers, &mut captured);
+        if let Some(captured) = self.config.common.response_headers.captured(head.headers) {
             span.set_attributes(captured);
         }
         if let Some(hook) = &self.config.response_hook {
@@ -367,15 +357,8 @@ impl HttpState {
 
 impl Drop for HttpState {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if std::thread::panicking() {
-            self.finish(Some(Failure::of_type(ERROR_TYPE_PANIC)));
-        } else if self.complete_on_drop {
-            self.finish(None);
-        } else {
-            self.finish(Some(Failure::of_type(ERROR_TYPE_CANCELLED)));
+        if !self.finished {
+            self.finish(super::failure_on_drop(self.complete_on_drop));
         }
     }
 }

@@ -11,7 +11,7 @@ mod route;
 use crate::config::{Config, RequestHead, ResponseHead};
 use ::http::HeaderMap;
 use opentelemetry::trace::{Link, SpanRef, TraceContextExt};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, Value};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,15 +120,24 @@ impl Failure {
     /// Adds the failure's `exception` event to `span`, its message redacted
     /// as `url.query` is (an error's text can quote a URL).
     fn record(&self, span: &SpanRef<'_>, config: &Config) {
-        let mut fields = vec![KeyValue::new(
-            "exception.type",
+        config.common.add_exception(
+            span,
             Value::from(self.error_type.clone()),
-        )];
-        if let Some(message) = &self.message {
-            let message = config.common.sensitive_query.redact_text(message);
-            fields.push(KeyValue::new("exception.message", message.into_owned()));
-        }
-        span.add_event("exception", fields);
+            self.message.as_deref(),
+        );
+    }
+}
+
+/// How a request's state that was dropped before it finished ends: a panic
+/// while the handler ran, complete when nothing was left to send, else
+/// given up (the client went away, or an outer layer dropped it).
+fn failure_on_drop(complete_on_drop: bool) -> Option<Failure> {
+    if std::thread::panicking() {
+        Some(Failure::of_type(ERROR_TYPE_PANIC))
+    } else if complete_on_drop {
+        None
+    } else {
+        Some(Failure::of_type(ERROR_TYPE_CANCELLED))
     }
 }
 
