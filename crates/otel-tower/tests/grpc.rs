@@ -1060,3 +1060,24 @@ async fn e4_e5_cancel_and_deadline_in_each_streaming_kind() {
     }
     drop((tx, tx2));
 }
+
+#[tokio::test]
+async fn b4_server_address_comes_from_the_target_never_the_socket() {
+    let f = start().await;
+    // The layer is told a name; the channel reaches 127.0.0.1.
+    let layer = GrpcClientLayer::builder(format!("http://localhost:{}", f.addr.port()))
+        .tracer_provider(f.telemetry.tracer_provider())
+        .meter_provider(f.telemetry.meter_provider())
+        .build();
+    let mut client = f.client_with(layer).await;
+    client.reserve(reserve("ok")).await.unwrap();
+    let span = f.span(SpanKind::Client, RESERVE).await;
+    assert_eq!(string(&span, "server.address"), "localhost");
+    assert_eq!(int(&span, "server.port"), i64::from(f.addr.port()));
+    assert!(!span.has_attr("network.peer.address"));
+    let points = f.telemetry.histogram("rpc.client.call.duration");
+    assert_eq!(
+        points[0].attr("server.address"),
+        Some(&Value::from("localhost"))
+    );
+}

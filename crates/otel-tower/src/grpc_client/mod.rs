@@ -54,6 +54,7 @@
 //!
 //! Each rule has its test in `tests/grpc.rs` (the table in the [crate
 //! documentation](crate#grpc) names them), plus:
+//! `b4_server_address_comes_from_the_target_never_the_socket`,
 //! `c4_a_client_answered_503_without_grpc_status_records_unavailable`,
 //! `c4_a_refused_connection_records_unavailable_and_the_error`,
 //! `k8_propagate_to_keeps_the_context_from_targets_not_allowed` and
