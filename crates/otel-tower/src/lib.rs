@@ -94,7 +94,9 @@
 //! message that tonic gives a path it has no route for. A call that ends
 //! before any answer keeps its method only if an earlier answer confirmed
 //! it (up to 1024 methods are remembered). The sampler sees the method as
-//! the span's name when the call starts.
+//! the span's name when the call starts, and as `rpc.method` too once the
+//! method is confirmed (before that, `rpc.method` is set when the call
+//! ends: a span keeps every value it is given, so it is set once).
 //!
 //! `error.type` on a gRPC span is the status code's name, or, when the call
 //! failed before it had a status, `panic` or the error's type (with the

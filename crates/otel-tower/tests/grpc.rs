@@ -1054,6 +1054,15 @@ async fn e4_e5_cancel_and_deadline_in_each_streaming_kind() {
         }
         assert!(is_error(&client), "{name}");
         assert_eq!(string(&client, "error.type"), code);
+        assert_eq!(
+            server
+                .attributes
+                .iter()
+                .filter(|kv| kv.key.as_str() == "rpc.method")
+                .count(),
+            1,
+            "a confirmed method's rpc.method is set once, at the start"
+        );
         let server_error = code == "DEADLINE_EXCEEDED";
         assert_eq!(is_error(&server), server_error, "{name}");
         assert_eq!(server.has_attr("error.type"), server_error, "{name}");

@@ -94,13 +94,17 @@ impl GrpcState {
         };
         let mut attrs = Vec::with_capacity(8);
         attrs.push(KeyValue::new(rpc::RPC_SYSTEM_NAME, rpc::GRPC));
-        match recognition {
-            Recognition::Unknown => {
+        match (recognition, confirmed) {
+            (Recognition::Unknown, _) => {
                 attrs.push(KeyValue::new(rpc::RPC_METHOD, OTHER_METHOD));
                 attrs.push(KeyValue::new(rpc::RPC_METHOD_ORIGINAL, method.clone()));
             }
+            // Known to be served: the sampler sees it too.
+            (Recognition::Undecided, Some(_)) => {
+                attrs.push(KeyValue::new(rpc::RPC_METHOD, method.clone()));
+            }
             // Set at the end, once known: a span keeps every value set.
-            Recognition::Undecided => {}
+            (Recognition::Undecided, None) => {}
         }
         if config.common.sampling_attributes {
             push_connection_attributes(head, |kv| attrs.push(kv));
@@ -188,20 +192,18 @@ impl GrpcState {
 
     /// Whether the method is one the server serves. The layer believes a
     /// method of a service it serves (any, when not told of services) that
-    /// a gRPC response answered, unless the
-    /// answer is the one tonic gives a path it has no route for (a
-    /// trailers-only `UNIMPLEMENTED` with no message); such methods are
-    /// remembered (a bounded set). A call that ends before any gRPC
-    /// response is believed only if its method was confirmed before.
+    /// a gRPC response answered, unless the answer is the one tonic gives a
+    /// path it has no route for (a trailers-only `UNIMPLEMENTED` with no
+    /// message); such methods are remembered (a bounded set), and later
+    /// calls of them are believed from the start, even one that ends
+    /// before any answer.
     ///
     /// [`ConfirmedMethods`]: crate::config::ConfirmedMethods
     fn recognized(&self, code: GrpcCode, message: Option<&str>) -> bool {
         match self.recognition {
             Recognition::Unknown => false,
-            Recognition::Undecided if self.confirmed => {
-                // Served before; unless this very answer says it is not.
-                !(code == GrpcCode::Unimplemented && self.trailers_only && message.is_none())
-            }
+            // Served before: named so from the start.
+            Recognition::Undecided if self.confirmed => true,
             Recognition::Undecided if !self.grpc_response => false,
             Recognition::Undecided => {
                 let unrouted =
@@ -255,7 +257,7 @@ impl GrpcState {
 
         if self.recording {
             let span = self.cx.span();
-            if self.recognition == Recognition::Undecided {
+            if self.recognition == Recognition::Undecided && !self.confirmed {
                 if recognized {
                     span.set_attribute(KeyValue::new(rpc::RPC_METHOD, self.method.clone()));
                 } else {
